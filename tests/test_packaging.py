@@ -1,0 +1,40 @@
+"""The two dependency lists agree, notebooks are committed clean, the README shows the commands."""
+import json
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pip_lines_of_environment_yml() -> set[str]:
+    lines = (ROOT / "environment.yml").read_text().splitlines()
+    return {l.strip()[2:].strip() for l in lines if re.match(r"^\s+- [A-Za-z0-9_.\-]+==", l)}
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = set(project["dependencies"]) | set(project["optional-dependencies"]["dev"])
+    assert _pip_lines_of_environment_yml() == wanted
+
+
+def test_torch_is_pinned_to_the_cpu_build_version():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "torch==2.13.0" in project["dependencies"]
+
+
+def test_notebooks_are_committed_without_outputs():
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert notebooks, "no notebooks found"
+    for path in notebooks:
+        nb = json.loads(path.read_text())
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                assert not cell.get("outputs"), f"{path.name} has outputs: strip them before committing"
+                assert cell.get("execution_count") is None, f"{path.name} has execution counts"
+
+
+def test_readme_shows_the_two_commands_and_ci_calls_make_test():
+    readme = (ROOT / "README.md").read_text()
+    assert "make lab" in readme and "make test" in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
