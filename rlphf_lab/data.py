@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from .config import DATA_DIR
@@ -42,3 +43,46 @@ def load_prompts(split: str | None = None, limit: int | None = None, path: str |
         raise ValueError(f"Unknown split {split!r}; use one of {SPLITS} or None for all prompts.")
     rows = [r for r in read_jsonl(path) if split is None or r["split"] == split]
     return rows[:limit] if limit is not None else rows
+
+
+def package_versions(names=("torch", "transformers", "peft", "trl", "datasets", "accelerate")) -> dict:
+    """Installed versions of the packages that matter for reproducing an artifact."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def write_provenance(artifact: str | Path, *, command: str, seed: int | None, wall_time_s: float, **extra) -> Path:
+    """Write `<artifact>.provenance.json` beside an artifact: how to make it again."""
+    import platform
+    import subprocess
+    import sys
+    from datetime import datetime, timezone
+
+    artifact = Path(artifact)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=DATA_DIR.parent, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    record = {
+        "artifact": artifact.name,
+        "command": command,
+        "seed": seed,
+        "wall_time_s": round(wall_time_s, 1),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": commit,
+        "python": sys.version.split()[0],
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "packages": package_versions(),
+        **extra,
+    }
+    path = artifact.with_name(artifact.name + ".provenance.json")
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path

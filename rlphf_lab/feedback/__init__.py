@@ -1,0 +1,1 @@
+"""Feedback collection: candidate responses, simulated annotators, the AI judge, pair labelling."""
