@@ -34,12 +34,16 @@ def _cmd_generate_candidates(args) -> int:
     import time
 
     from .config import pick
-    from .data import DATA_DIR, load_prompts, write_provenance
+    from .data import DATA_DIR, balanced_prompts, load_prompts, write_provenance
     from .feedback.candidates import generate_candidates
     from .models import load_policy
 
     out = args.out or DATA_DIR / "candidates.jsonl"
-    prompts = load_prompts(args.split, limit=args.limit if args.limit is not None else pick(4, None))
+    if args.train_per_category is not None:
+        prompts = [p for p in balanced_prompts(args.train_per_category) if args.split in (None, p["split"])]
+    else:
+        prompts = load_prompts(args.split)
+    prompts = prompts[:args.limit if args.limit is not None else pick(4, None)]
     model, tokenizer = load_policy(device=args.device, dtype=args.dtype)
     start = time.perf_counter()
     rows = generate_candidates(model, tokenizer, prompts, out, seed=args.seed, batch_size=args.batch_size,
@@ -49,6 +53,192 @@ def _cmd_generate_candidates(args) -> int:
                      device=str(model.device), dtype=str(model.dtype), max_new_tokens=args.max_new_tokens,
                      note="wall time of the last (possibly resumed) run; per-row seconds are in the file")
     print(f"{len(rows)} candidates in {out}")
+    return 0
+
+
+def _feedback_out(args, name: str):
+    """Where a feedback command writes: --out, else data/feedback/ (quick mode: the cache, so the
+    shipped sets are never overwritten by a small run)."""
+    from pathlib import Path
+
+    from .config import cache_dir, is_quick
+    from .data import FEEDBACK_DIR
+
+    if args.out:
+        return Path(args.out)
+    return (cache_dir() / "feedback_quick" if is_quick() else FEEDBACK_DIR) / name
+
+
+def _cmd_label_pairs(args) -> int:
+    import json
+    import time
+
+    from .config import pick
+    from .data import CANDIDATES_FILE, read_jsonl, write_pairs, write_provenance
+    from .feedback.pairs import label_summary, make_preference_pairs, score_candidates
+    from .preferences import SIDES
+
+    start = time.perf_counter()
+    candidates = [c for c in read_jsonl(args.candidates or CANDIDATES_FILE) if c["split"] == args.split]
+    prompt_ids = sorted({c["prompt_id"] for c in candidates})[:pick(8, None)]
+    candidates = [c for c in candidates if c["prompt_id"] in set(prompt_ids)]
+    if not candidates:
+        raise ValueError(f"No {args.split} candidates in {args.candidates or CANDIDATES_FILE}; "
+                         f"run `rlphf-lab generate-candidates` first.")
+    sides = args.sides.split(",") if args.sides else SIDES
+    scores = score_candidates(candidates)
+    pairs = []
+    for side in sides:
+        pairs += make_preference_pairs(candidates, side, pairs_per_prompt=args.pairs_per_prompt, seed=args.seed,
+                                       tie_margin=args.tie_margin, temperature=args.temperature,
+                                       keep_ties=True, scores=scores)
+    summary = label_summary(pairs)
+    out = _feedback_out(args, f"pairs_{args.split}.jsonl")
+    write_pairs(out, [p for p in pairs if p["label"] != "tie"])
+    write_provenance(out, command="rlphf-lab " + " ".join(sys.argv[1:]), seed=args.seed,
+                     wall_time_s=time.perf_counter() - start, split=args.split, prompts=len(prompt_ids),
+                     pairs_per_prompt=args.pairs_per_prompt, temperature=args.temperature,
+                     tie_margin=args.tie_margin, labeller="rlphf_lab.feedback.annotators (simulated)",
+                     rows=sum(s["pairs"] for s in summary.values()), per_side=summary,
+                     note="texts are joined from data/candidates.jsonl by rlphf_lab.data.load_pairs")
+    print(json.dumps(summary, indent=1))
+    print(f"{sum(s['pairs'] for s in summary.values())} labelled pairs in {out}")
+    return 0
+
+
+def _cmd_label_raters(args) -> int:
+    import time
+
+    import numpy as np
+
+    from .config import pick
+    from .data import CANDIDATES_FILE, read_jsonl, write_pairs, write_provenance
+    from .feedback.raters import DISAGREEMENT, make_population, make_rater_pairs, save_population
+
+    start = time.perf_counter()
+    disagreement = DISAGREEMENT.get(args.disagreement) or float(args.disagreement)
+    n_raters = args.n_raters or pick(5, 60)
+    per_rater = args.pairs_per_rater or pick(10, 120)
+    candidates = read_jsonl(args.candidates or CANDIDATES_FILE)
+    raters = make_population(n_raters, disagreement, seed=args.seed, temperature=args.temperature)
+    pairs = make_rater_pairs(candidates, raters, pairs_per_rater=per_rater, seed=args.seed)
+    out = _feedback_out(args, f"raters_{args.disagreement}.jsonl")
+    write_pairs(out, pairs)
+    sidecar = save_population(out.with_name(out.stem + ".raters.json"), raters, disagreement=disagreement,
+                              temperature=args.temperature, seed=args.seed)
+    agree = float(np.mean([p["score_chosen"] > p["score_rejected"] for p in pairs]))
+    write_provenance(out, command="rlphf-lab " + " ".join(sys.argv[1:]), seed=args.seed,
+                     wall_time_s=time.perf_counter() - start, disagreement=disagreement, n_raters=n_raters,
+                     pairs_per_rater=per_rater, temperature=args.temperature, rows=len(pairs),
+                     raters_file=sidecar.name, chosen_has_higher_utility=round(agree, 4),
+                     note="texts are joined from data/candidates.jsonl by rlphf_lab.data.load_pairs")
+    print(f"{len(pairs)} pairs from {n_raters} raters (disagreement {disagreement}) in {out}; weights in {sidecar}")
+    return 0
+
+
+def _cmd_judge_agreement(args) -> int:
+    import json
+    import time
+
+    import numpy as np
+
+    from .config import pick
+    from .data import load_pairs, write_provenance
+    from .feedback.judge import judge_agreement
+    from .models import load_policy
+
+    pairs = load_pairs(args.pairs)
+    n = args.n if args.n is not None else pick(2, 50)
+    rng = np.random.default_rng(args.seed)
+    sample = []
+    for side in sorted({p["preference"] for p in pairs}):
+        group = [p for p in pairs if p["preference"] == side]
+        sample += [group[i] for i in sorted(rng.choice(len(group), size=min(n, len(group)), replace=False))]
+    model, tokenizer = load_policy(device=args.device, dtype=args.dtype)
+    start = time.perf_counter()
+    result = judge_agreement(model, tokenizer, sample, batch_size=args.batch_size, progress=True)
+    out = _feedback_out(args, "judge_agreement.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = {k: v for k, v in result.items() if k != "p_chosen"}
+    record["pair_ids"] = [p["pair_id"] for p in sample]
+    record["p_chosen"] = [round(p, 4) for p in result["p_chosen"]]
+    out.write_text(json.dumps(record, indent=1) + "\n")
+    write_provenance(out, command="rlphf-lab " + " ".join(sys.argv[1:]), seed=args.seed,
+                     wall_time_s=time.perf_counter() - start, pairs=args.pairs, n_per_side=n,
+                     agreement=round(result["agreement"], 4), device=str(model.device), dtype=str(model.dtype))
+    print(json.dumps({k: v for k, v in record.items() if k not in ("pair_ids", "p_chosen")}, indent=1))
+    return 0
+
+
+def _cmd_train_policy(args) -> int:
+    from .config import REPO_ROOT, pick
+    from .data import load_prompts
+    from .models import load_policy
+    from .rl import PPOConfig, PPOTrainer, multi
+    from .rl.trainer import make_accelerator
+
+    try:
+        score_fn = multi.load_score_fn(args.reward)
+    except NotImplementedError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    scalarizer = args.scalarizer or "weighted_linear"
+    if args.preference:
+        objective = multi.personalized_soups(args.preference, score_fn)
+    elif args.prompted_morl:
+        objective = multi.prompted_morl(score_fn, scalarizer=scalarizer)
+    elif args.morlaif:
+        objective = multi.morlaif(args.morlaif, score_fn, scalarizer=scalarizer, weights=args.weights)
+    else:
+        objective = multi.rlhf(score_fn)
+    batch = args.batch_size or pick(4, 16)
+    config = PPOConfig(output_dir=str(args.out or REPO_ROOT / "runs" / "policies" / args.reward / objective.name),
+                       iterations=args.iterations or pick(2, 60), batch_size=batch,
+                       mini_batch_size=min(args.mini_batch_size, batch), ppo_epochs=args.ppo_epochs,
+                       max_new_tokens=args.max_new_tokens or pick(16, 64), learning_rate=args.learning_rate,
+                       init_kl_coef=args.init_kl_coef, seed=args.seed, save_every=args.save_every,
+                       reward_weights=objective.reward_weights)
+    accelerator = make_accelerator()              # one process, or each process of `accelerate launch`
+    model, tokenizer = load_policy(device=str(accelerator.device), dtype=args.dtype)
+    prompts = [p["instruction"] for p in load_prompts("train", limit=args.limit)]
+    trainer = PPOTrainer(config, model, tokenizer, prompts, accelerator=accelerator, **objective.trainer_kwargs())
+    history = trainer.train(resume=args.resume, command="rlphf-lab " + " ".join(sys.argv[1:]))
+    if accelerator.is_main_process and history:
+        first, last = history[0], history[-1]
+        print(f"{objective.name}: reward {first['reward/score']:.3f} -> {last['reward/score']:.3f}, "
+              f"KL {last['kl']:.2f}, length {first['response_length']:.0f} -> {last['response_length']:.0f} tokens; "
+              f"adapter in {config.output_dir}/adapter")
+    return 0
+
+
+def _cmd_train_rewards(args) -> int:
+    import time
+
+    from .data import DATA_DIR, load_pairs, read_jsonl, write_provenance
+    from .preferences import SIDES, get_preference
+    from .rewards import train as T
+
+    sides = [get_preference(s).code for s in (args.sides.split(",") if args.sides else SIDES)]
+    out_root = Path(args.out) if args.out else DATA_DIR / "reward_models"
+    candidates = read_jsonl(DATA_DIR / "candidates.jsonl")
+    train_pairs, eval_pairs = load_pairs("pairs_train"), load_pairs("pairs_eval")
+    start = time.perf_counter()
+    if args.backend == "features":
+        from .models import load_policy
+
+        model, tokenizer = load_policy()
+        rows = T.train_feature_reward_models(model, tokenizer, candidates, train_pairs, eval_pairs, sides,
+                                             out_root=out_root, seed=args.seed, epochs=args.epochs)
+    else:
+        rows = T.train_trl_reward_models(candidates, train_pairs, eval_pairs, sides, out_root=out_root,
+                                         max_steps=args.max_steps, seed=args.seed)
+    csv_path = T.update_accuracy_csv(out_root / "accuracy.csv", rows)
+    write_provenance(out_root / args.backend, command="rlphf-lab " + " ".join(sys.argv[1:]), seed=args.seed,
+                     wall_time_s=time.perf_counter() - start, accuracy=rows)
+    for r in rows:
+        print(f"{r['side']} [{r['backend']}] train acc {r['train_accuracy']:.3f}  eval acc {r['eval_accuracy']:.3f}  "
+              f"({r['n_train']} train / {r['n_eval']} eval pairs, {r['seconds']} s)")
+    print(f"accuracy table: {csv_path}")
     return 0
 
 
@@ -70,9 +260,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default=None)
     p.set_defaults(func=_cmd_generate)
 
+    p = sub.add_parser("train-rewards", help="train one Bradley-Terry reward model per preference side")
+    p.add_argument("--backend", choices=["features", "trl"], default="features",
+                   help="features: frozen backbone + small head (seconds); trl: RewardTrainer + LoRA (slow on CPU)")
+    p.add_argument("--sides", default=None, help="comma-separated side codes (default: all six)")
+    p.add_argument("--epochs", type=int, default=300, help="features back end: full-batch epochs")
+    p.add_argument("--max-steps", type=int, default=None, help="trl back end: optimizer steps (default one epoch)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="output root (default data/reward_models)")
+    p.set_defaults(func=_cmd_train_rewards)
+
     p = sub.add_parser("generate-candidates", help="sample one response per prompt and preference prompt (resumable)")
     p.add_argument("--split", default=None, choices=["train", "eval"], help="default: both")
     p.add_argument("--limit", type=int, default=None, help="first n prompts only (quick mode: 4)")
+    p.add_argument("--train-per-category", type=int, default=None,
+                   help="all eval prompts + the first n train prompts of each category (default: all prompts)")
     p.add_argument("--out", default=None, help="JSONL file (default data/candidates.jsonl)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=56)
@@ -80,6 +282,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default=None)
     p.set_defaults(func=_cmd_generate_candidates)
+
+    p = sub.add_parser("label-pairs", help="label candidate pairs with the simulated annotators (all six sides)")
+    p.add_argument("--split", default="train", choices=["train", "eval"])
+    p.add_argument("--pairs-per-prompt", type=int, default=4, help="per side and prompt (1..21)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=0.3, help="Bradley-Terry label noise (0 = none)")
+    p.add_argument("--tie-margin", type=float, default=0.1)
+    p.add_argument("--sides", default=None, help="comma-separated, default all six")
+    p.add_argument("--candidates", default=None, help="default data/candidates.jsonl")
+    p.add_argument("--out", default=None, help="default data/feedback/pairs_<split>.jsonl")
+    p.set_defaults(func=_cmd_label_pairs)
+
+    p = sub.add_parser("label-raters", help="a population of simulated raters labels random pairs (for RFM)")
+    p.add_argument("--disagreement", default="low", help="low (0.25), high (1.5) or a number")
+    p.add_argument("--n-raters", type=int, default=None, help="default 60 (quick: 5)")
+    p.add_argument("--pairs-per-rater", type=int, default=None, help="default 120 (quick: 10)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=0.3)
+    p.add_argument("--candidates", default=None, help="default data/candidates.jsonl")
+    p.add_argument("--out", default=None, help="default data/feedback/raters_<disagreement>.jsonl")
+    p.set_defaults(func=_cmd_label_raters)
+
+    p = sub.add_parser("judge-agreement", help="how often the local model as judge agrees with the annotators")
+    p.add_argument("--n", type=int, default=None, help="pairs per side (default 50, quick: 2)")
+    p.add_argument("--pairs", default="pairs_eval", help="shipped set name or path")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--out", default=None, help="default data/feedback/judge_agreement.json")
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None)
+    p.set_defaults(func=_cmd_judge_agreement)
+    p = sub.add_parser("train-policy", help="PPO with LoRA: one preference side, Prompted-MORL, MORLAIF or RLHF")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--preference", help="Personalized Soups: one side's policy, e.g. P2A")
+    which.add_argument("--prompted-morl", action="store_true", help="one policy, random preference prompts")
+    which.add_argument("--morlaif", metavar="SIDES", help="several rewards scalarized, e.g. P1A,P2A,P3A")
+    which.add_argument("--rlhf", action="store_true", help="baseline: one 'generally better' reward")
+    p.add_argument("--scalarizer", default=None, help="MORLAIF / Prompted-MORL scalarizer (default weighted_linear)")
+    p.add_argument("--weights", type=float, nargs="+", default=None, help="MORLAIF weights, one per side")
+    p.add_argument("--reward", default="rm", choices=["rm", "toy-length"],
+                   help="rm: trained reward models; toy-length: a word-count toy for demos")
+    p.add_argument("--iterations", type=int, default=None, help="PPO iterations (quick mode: 2)")
+    p.add_argument("--batch-size", type=int, default=None, help="rollouts per iteration (quick mode: 4)")
+    p.add_argument("--mini-batch-size", type=int, default=4)
+    p.add_argument("--ppo-epochs", type=int, default=4)
+    p.add_argument("--max-new-tokens", type=int, default=None, help="quick mode: 16, else 64")
+    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--init-kl-coef", type=float, default=0.2)
+    p.add_argument("--limit", type=int, default=None, help="train on the first n prompts only")
+    p.add_argument("--out", default=None, help="output folder (default runs/policies/REWARD/NAME)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-every", type=int, default=10, help="checkpoint every N iterations")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--dtype", default=None)
+    p.set_defaults(func=_cmd_train_policy)
     return parser
 
 

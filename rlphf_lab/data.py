@@ -45,6 +45,20 @@ def load_prompts(split: str | None = None, limit: int | None = None, path: str |
     return rows[:limit] if limit is not None else rows
 
 
+def balanced_prompts(train_per_category: int, path: str | Path = PROMPTS_FILE) -> list[dict]:
+    """All eval prompts plus the first `train_per_category` train prompts of every category,
+    in file order: a smaller training set that still covers every topic."""
+    taken: dict[str, int] = {}
+    out = []
+    for row in load_prompts(path=path):
+        if row["split"] == "train":
+            if taken.get(row["category"], 0) >= train_per_category:
+                continue
+            taken[row["category"]] = taken.get(row["category"], 0) + 1
+        out.append(row)
+    return out
+
+
 def package_versions(names=("torch", "transformers", "peft", "trl", "datasets", "accelerate")) -> dict:
     """Installed versions of the packages that matter for reproducing an artifact."""
     from importlib.metadata import PackageNotFoundError, version
@@ -86,3 +100,152 @@ def write_provenance(artifact: str | Path, *, command: str, seed: int | None, wa
     path = artifact.with_name(artifact.name + ".provenance.json")
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
+
+
+# --------------------------------------------------------------------------------------------
+# Feedback: the append-only store, shipped pair sets, conversion to TRL's preference format
+# --------------------------------------------------------------------------------------------
+
+FEEDBACK_DIR = DATA_DIR / "feedback"
+CANDIDATES_FILE = DATA_DIR / "candidates.jsonl"
+# Text fields that shipped pair files leave out: they are joined back from candidates.jsonl.
+TEXT_FIELDS = ("instruction", "chosen", "rejected")
+
+
+class FeedbackStore:
+    """An append-only JSONL file of feedback records: one line per click, never rewritten.
+
+        store = FeedbackStore("my_labels.jsonl")
+        store.append({"pair_id": "...", "chosen": "...", ...})   # on disk before it returns
+        store.records()                                            # every valid line
+
+    `append` writes one line, flushes and fsyncs, so a kernel crash loses at most the record
+    being written. `records` skips a corrupt or truncated line, warns with its line number and
+    lists it in `problems`; the file itself is never changed except by appending.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.problems: list[tuple[int, str]] = []     # (line number, what is wrong), from the last read
+
+    def append(self, record: dict) -> None:
+        """Append one record as one JSON line, then flush and fsync."""
+        line = json.dumps(record, ensure_ascii=False)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "ab") as f:
+            # After a crash mid-write the last line has no newline: end it first, so the new record
+            # starts a line of its own instead of being glued onto the broken one.
+            if f.tell() > 0 and not self._ends_with_newline():
+                f.write(b"\n")
+            f.write(line.encode("utf-8") + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _ends_with_newline(self) -> bool:
+        with open(self.path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) == b"\n"
+
+    def records(self) -> list[dict]:
+        """All valid records, in order. Bad lines are warned about, listed in `problems`, skipped."""
+        import warnings
+
+        self.problems = []
+        if not self.path.exists():
+            return []
+        rows = []
+        with open(self.path, encoding="utf-8", errors="replace") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    if not isinstance(row, dict):
+                        raise ValueError("not a JSON object")
+                except ValueError as err:
+                    self.problems.append((n, str(err)))
+                    warnings.warn(f"{self.path}, line {n}: skipped a corrupt or truncated record ({err}). "
+                                  f"The line stays in the file; delete it by hand if you want it gone.", stacklevel=2)
+                    continue
+                rows.append(row)
+        return rows
+
+    def labelled_ids(self, rater: str | None = None) -> set[str]:
+        """pair_ids already in the store (for `rater` only, if given): what a resumed session skips."""
+        return {r["pair_id"] for r in self.records() if "pair_id" in r and (rater is None or r.get("rater") == rater)}
+
+    def __len__(self) -> int:
+        return len(self.records())
+
+
+def write_pairs(path: str | Path, pairs: list[dict]) -> Path:
+    """Write pair records without their texts (they come back from candidates.jsonl on load)."""
+    return write_jsonl(path, ({k: v for k, v in p.items() if k not in TEXT_FIELDS} for p in pairs))
+
+
+def load_pairs(name: str | Path, candidates: str | Path | list[dict] | None = None) -> list[dict]:
+    """Load a pair set: a shipped name ("pairs_train", "raters_low", ...) or a path.
+
+    Records written by `write_pairs` get their instruction, chosen and rejected texts back from
+    the candidate pool (`candidates`: a path or rows; default data/candidates.jsonl).
+    """
+    path = Path(name)
+    if not path.exists():
+        path = FEEDBACK_DIR / (str(name) if str(name).endswith(".jsonl") else f"{name}.jsonl")
+    if not path.exists():
+        shipped = sorted(p.stem for p in FEEDBACK_DIR.glob("*.jsonl")) if FEEDBACK_DIR.exists() else []
+        raise FileNotFoundError(f"No pair set {name!r}. Shipped sets: {shipped or 'none'}; "
+                                f"make one with `rlphf-lab label-pairs` or pass a path.")
+    pairs = read_jsonl(path)
+    if all(all(k in p for k in TEXT_FIELDS) for p in pairs):
+        return pairs
+    rows = candidates if isinstance(candidates, list) else read_jsonl(candidates or CANDIDATES_FILE)
+    by_id = {c["id"]: c for c in rows}
+    for p in pairs:
+        missing = [i for i in (p["chosen_id"], p["rejected_id"]) if i not in by_id]
+        if missing:
+            raise ValueError(f"{path}: pair {p['pair_id']} refers to candidates {missing} that are not in the "
+                             f"candidate pool; regenerate it with `rlphf-lab generate-candidates` (seed 0).")
+        p.setdefault("instruction", by_id[p["chosen_id"]]["instruction"])
+        p.setdefault("chosen", by_id[p["chosen_id"]]["response"])
+        p.setdefault("rejected", by_id[p["rejected_id"]]["response"])
+    return pairs
+
+
+# Columns every preference dataset carries besides prompt / chosen / rejected (None when absent).
+METADATA_COLUMNS = ("pair_id", "prompt_id", "split", "preference", "rater", "chosen_id", "rejected_id",
+                    "score_chosen", "score_rejected")
+
+
+def to_preference_dataset(pairs_or_records, preference: str | None = None, rater: str | None = None):
+    """A `datasets.Dataset` in TRL's conversational preference format.
+
+    prompt = [{"role": "user", "content": instruction}], chosen / rejected = [{"role": "assistant",
+    "content": ...}], plus METADATA_COLUMNS. Accepts pair records, a FeedbackStore or a path to
+    one. Keeps only `preference` / `rater` when given; ties and skips (no chosen text) are dropped.
+    The prompt is the plain instruction, without the preference text: a reward model for a side
+    scores (instruction, response) exactly as PPO will call it.
+    """
+    from datasets import Dataset
+
+    if isinstance(pairs_or_records, (str, Path)):
+        pairs_or_records = FeedbackStore(pairs_or_records)
+    records = pairs_or_records.records() if isinstance(pairs_or_records, FeedbackStore) else list(pairs_or_records)
+    rows = []
+    for r in records:
+        if preference is not None and r.get("preference") != preference:
+            continue
+        if rater is not None and r.get("rater") != rater:
+            continue
+        if not r.get("chosen") or not r.get("rejected") or r.get("label") in ("tie", "skip"):
+            continue
+        rows.append({
+            "prompt": [{"role": "user", "content": r["instruction"]}],
+            "chosen": [{"role": "assistant", "content": r["chosen"]}],
+            "rejected": [{"role": "assistant", "content": r["rejected"]}],
+            **{k: r.get(k) for k in METADATA_COLUMNS},
+        })
+    if not rows:
+        raise ValueError(f"No labelled pairs left for preference={preference!r}, rater={rater!r}: check the "
+                         f"filters (preferences present: {sorted({str(r.get('preference')) for r in records})}).")
+    return Dataset.from_list(rows)

@@ -23,3 +23,50 @@ def check_combination(answer: str) -> bool:
     missing = sorted(set(wanted.split("+")) - sides)
     return _result(False, f"{code} is a valid combination, but this user needs {', '.join(missing)} "
                           f"(elementary = P1A, concise = P2A, blunt/unfriendly = P3B).")
+
+
+def check_worst_case(fn) -> bool:
+    """Notebook 02: your worst-case scalarizer must equal min_i w_i r_i per row, never across rows."""
+    import torch
+
+    from .rewards.scalarize import worst_case
+
+    rewards = torch.tensor([[1.0, -2.0, 3.0], [0.5, 0.2, -0.1], [4.0, 4.0, 4.0]])
+    weights = torch.tensor([1.0, 0.5, 2.0])
+    try:
+        got = torch.as_tensor(fn(rewards, weights), dtype=torch.float32)
+    except Exception as err:  # show the student's error, do not crash the notebook
+        return _result(False, f"your function raised {type(err).__name__}: {err}")
+    want = worst_case(rewards, weights)
+    if got.shape != want.shape:
+        return _result(False, f"expected shape {tuple(want.shape)} (one reward per row), got {tuple(got.shape)}. "
+                              f"Reduce over dim=-1 (the objectives), not the whole tensor.")
+    if not torch.allclose(got, want):
+        return _result(False, f"expected {want.tolist()}, got {got.tolist()}. Multiply by the weights first, then take the min over dim=-1.")
+    return _result(True, "min over the objective axis of w * r, row by row.")
+
+
+def check_preference_prob(fn) -> bool:
+    """Notebook 03: P(y_a > y_b | x, h) = sigmoid(<phi(x, y_a) - phi(x, y_b), w_h>), for a batch of pairs."""
+    import torch
+
+    phi_a = torch.tensor([[1.0, 0.0, 2.0], [0.5, -1.0, 0.0]])
+    phi_b = torch.tensor([[0.0, 1.0, 2.0], [0.5, -1.0, 0.0]])
+    w = torch.tensor([2.0, 1.0, -3.0])
+    try:
+        got = torch.as_tensor(fn(phi_a, phi_b, w), dtype=torch.float32)
+    except Exception as err:  # show the student's error, do not crash the notebook
+        return _result(False, f"your function raised {type(err).__name__}: {err}")
+    want = torch.sigmoid(((phi_a - phi_b) * w).sum(-1))       # [sigmoid(1), sigmoid(0)]
+    if got.shape != want.shape:
+        return _result(False, f"expected shape {tuple(want.shape)} (one probability per pair), got {tuple(got.shape)}. "
+                              f"Take the dot product over the feature axis (dim=-1) only.")
+    if torch.allclose(got, 1 - want, atol=1e-5):
+        return _result(False, "you have P(b beats a): the difference is phi(a) - phi(b), not the other way round.")
+    if torch.allclose(got, ((phi_a - phi_b) * w).sum(-1), atol=1e-5):
+        return _result(False, "that is the reward difference (a logit); squash it with torch.sigmoid.")
+    if not torch.allclose(got, want, atol=1e-5):
+        return _result(False, f"expected {[round(v, 4) for v in want.tolist()]}, got {[round(v, 4) for v in got.tolist()]}. "
+                              f"Compute sigmoid(<phi_a - phi_b, w>) row by row.")
+    return _result(True, f"{[round(v, 3) for v in want.tolist()]}: the second pair has identical features, "
+                         f"so the rater is indifferent (0.5) whatever w is.")

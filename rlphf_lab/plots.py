@@ -93,3 +93,154 @@ def plot_scalarizer_contours(names=None, weights=None, params=None, lim: float =
     fig = axes[0].figure
     fig.tight_layout()
     return fig
+
+
+def plot_score_by_style(table: dict, ax=None, title: str = "Mean reward (normalised) by the style a response was written in"):
+    """Heatmap: rows = the preference prompt a candidate was sampled under, columns = reward models."""
+    import numpy as np
+
+    styles = list(table)
+    sides = list(next(iter(table.values())))
+    values = np.array([[table[s][c] for c in sides] for s in styles])
+    fig, ax = _axes(ax, figsize=(6.5, 4))
+    lim = np.abs(values).max()
+    im = ax.imshow(values, cmap="RdBu", vmin=-lim, vmax=lim)
+    ax.set_xticks(range(len(sides)), [f"RM {c}" for c in sides])
+    ax.set_yticks(range(len(styles)), [f"written as {s}" for s in styles])
+    for i in range(len(styles)):
+        for j in range(len(sides)):
+            ax.text(j, i, f"{values[i, j]:+.1f}", ha="center", va="center", fontsize=8)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_table(rows: list[dict], ax=None, targets: dict | None = None):
+    """Bar chart of held-out pair accuracy per side and back end, with the targets as ticks."""
+    import numpy as np
+
+    fig, ax = _axes(ax, figsize=(7, 3.5))
+    backends = sorted({r["backend"] for r in rows})
+    sides = sorted({r["side"] for r in rows})
+    width = 0.8 / len(backends)
+    for k, backend in enumerate(backends):
+        acc = {r["side"]: float(r["eval_accuracy"]) for r in rows if r["backend"] == backend}
+        xs = np.arange(len(sides)) + k * width
+        ax.bar(xs, [acc.get(s, np.nan) for s in sides], width, label=backend)
+    if targets:
+        for i, s in enumerate(sides):
+            if s in targets:
+                ax.hlines(targets[s], i - 0.1, i + 0.8 - 0.1, colors="k", linestyles="--", linewidth=1)
+    ax.set_xticks(np.arange(len(sides)) + 0.4 - width / 2, sides)
+    ax.set_ylim(0.5, 1.0)
+    ax.set_ylabel("held-out pair accuracy")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook 03: reward features and personalisation
+# --------------------------------------------------------------------------------------------
+
+CURVE_STYLE = {  # curve name from rewards.personalize.rfm_experiment -> (label, colour, line style)
+    "rfm": ("RFM, random pairs", "tab:blue", "-o"),
+    "rfm_active": ("RFM, active pairs", "tab:purple", "-s"),
+    "linear": ("linear head on backbone features", "tab:green", "-^"),
+    "pooled": ("pooled reward model (no adaptation)", "tab:gray", "--"),
+}
+
+
+def plot_adaptation_curves(results_low: dict, results_high: dict | None = None,
+                           titles=("low disagreement", "high disagreement"), axes=None):
+    """Held-out accuracy against k (pairs from the new rater), one panel per population (notebook 03).
+
+    results_*: from `rewards.personalize.rfm_experiment` (or `new_user_curves`); shaded bands are
+    +- one standard error over the held-out raters.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    panels = [r for r in (results_low, results_high) if r is not None]
+    if axes is None:
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), sharey=True, squeeze=False)
+        axes = axes[0]
+    for results, title, ax in zip(panels, titles, axes):
+        ks = results["ks"]
+        for name, (label, color, style) in CURVE_STYLE.items():
+            if name not in results:
+                continue
+            mean = np.array([results[name][k] for k in ks])
+            ax.plot(ks, mean, style, color=color, label=label, markersize=4)
+            if name in results.get("sem", {}):
+                sem = np.array([results["sem"][name][k] for k in ks])
+                ax.fill_between(ks, mean - sem, mean + sem, color=color, alpha=0.15, linewidth=0)
+        ax.axhline(0.5, color="k", linewidth=0.6, linestyle=":")
+        ax.set_xticks(ks)
+        ax.set_xlabel("k = labelled pairs from the new rater")
+        n = len(results.get("per_rater", []))
+        ax.set_title(f"{title} ({n} held-out raters)" if n else title, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy on the rater's test pairs")
+    axes[-1].legend(fontsize=8, loc="lower right")
+    fig = axes[0].figure
+    fig.tight_layout()
+    return fig
+
+
+def plot_pooled_by_rater(groups: dict, ax=None):
+    """Scatter: how close each held-out rater is to the population's mean preference (x) against the
+    pooled reward model's accuracy on that rater (y), one colour per population (notebook 03).
+
+    groups: {population name: (results from rfm_experiment, {rater id: cosine to the mean})}.
+    """
+    fig, ax = _axes(ax, figsize=(5.5, 3.8))
+    for (name, (results, similarity)), color in zip(groups.items(), ("tab:blue", "tab:red", "tab:green")):
+        rows = results["per_rater"]
+        ax.scatter([similarity[r["rater"]] for r in rows], [r["pooled"] for r in rows], color=color, label=name, alpha=0.8)
+    ax.axhline(0.5, color="k", linewidth=0.6, linestyle=":")
+    ax.set_xlabel("cosine(rater's true weights, population mean)")
+    ax.set_ylabel("pooled model's accuracy on the rater")
+    ax.set_title("One reward for everybody serves the typical rater", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_user_weights(weights_by_dim: dict, ax=None, title: str = "Your weights over the preference dimensions"):
+    """Bar chart of one user's weights over P1 / P2 / P3 (notebook 03), signs explained on the axis."""
+    labels = {"P1": "P1 expertise\n(+ expert, - simple)", "P2": "P2 informativeness\n(+ informative, - concise)",
+              "P3": "P3 friendliness\n(+ friendly, - blunt)"}
+    fig, ax = _axes(ax, figsize=(6, 3.2))
+    dims = list(weights_by_dim)
+    values = [float(weights_by_dim[d]) for d in dims]
+    ax.bar([labels.get(d, d) for d in dims], values, color=["tab:blue" if v >= 0 else "tab:orange" for v in values])
+    ax.axhline(0, color="k", linewidth=0.8)
+    ax.set_ylabel("weight (log-odds per unit of score)")
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_recovered_vs_true(true, recovered, ax=None, title: str = "Held-out raters: recovered vs true weights"):
+    """Scatter of true (x) against recovered (y) weights, one colour per dimension; rows are unit vectors
+    (n_raters, 3) so only directions are compared (notebook 03)."""
+    import numpy as np
+
+    fig, ax = _axes(ax, figsize=(4.2, 4.0))
+    true, recovered = np.asarray(true), np.asarray(recovered)
+    for j, (dim, color) in enumerate(zip(("P1 expertise", "P2 informativeness", "P3 friendliness"),
+                                         ("tab:blue", "tab:orange", "tab:green"))):
+        r = np.corrcoef(true[:, j], recovered[:, j])[0, 1] if len(true) > 1 else float("nan")
+        ax.scatter(true[:, j], recovered[:, j], color=color, label=f"{dim} (r = {r:.2f})", alpha=0.8)
+    ax.plot([-1, 1], [-1, 1], color="k", linewidth=0.6, linestyle=":")
+    ax.set_xlabel("true weight (unit vector)")
+    ax.set_ylabel("recovered from the RFM (unit vector)")
+    ax.set_title(title, fontsize=10)
+    ax.set_aspect("equal")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,119 @@
+"""AI feedback as in MORLAIF (Williams 2024): the local model judges one principle at a time.
+
+For each preference side the judge sees the instruction, two responses and one question,
+"Which response is {principle}, regardless of other perspectives? Answer only A or B.", and we
+read the next-token log-probabilities of "A" and "B" instead of sampling an answer:
+
+    p_AB = softmax(logit_A, logit_B)[A]          responses shown as (a, b)
+    p_BA = softmax(logit_A, logit_B)[A]          responses shown as (b, a): the chance b wins
+    P(a better) = (p_AB + (1 - p_BA)) / 2        both orders cancel a bias towards a position
+
+A 135M model is a weak judge: the notebook measures how often it agrees with the simulated
+annotators and reports the number as it is.
+"""
+from __future__ import annotations
+
+import torch
+from tqdm.auto import tqdm
+
+from ..models import format_chat
+from ..preferences import get_preference
+
+# The principle each side's judge is asked about (the paper's preference texts, as a comparison).
+PRINCIPLES = {
+    "P1A": "easier to understand for an elementary school student",
+    "P1B": "more expert, something only a PhD student in that specific field could understand",
+    "P2A": "more concise and to the point, without being verbose",
+    "P2B": "more informative, without missing any background information",
+    "P3A": "friendlier, wittier and funnier, like a close friend",
+    "P3B": "more unfriendly",
+    "P3C": "more sassy",
+    "P3D": "more sarcastic",
+}
+
+
+def judge_prompt(side: str, instruction: str, response_a: str, response_b: str) -> str:
+    """The user message the judge answers (the chat template is added by `format_chat`)."""
+    principle = PRINCIPLES[get_preference(side).code]
+    return (f"Question: {instruction}\n\nResponse A: {response_a}\n\nResponse B: {response_b}\n\n"
+            f"Which response is {principle}, regardless of other perspectives? Answer only A or B.")
+
+
+def _answer_ids(tokenizer) -> tuple[int, int]:
+    ids = [tokenizer.encode(t, add_special_tokens=False) for t in ("A", "B")]
+    if any(len(i) != 1 for i in ids):
+        raise ValueError(f"The judge needs 'A' and 'B' to be single tokens; this tokenizer gives {ids}.")
+    return ids[0][0], ids[1][0]
+
+
+@torch.no_grad()
+def judge_orders(model, tokenizer, side: str, instructions, responses_a, responses_b, *, batch_size: int = 8,
+                 progress: bool = False) -> tuple[list[float], list[float]]:
+    """(p_AB, p_BA) per pair: P("A") with the pair shown as (a, b), and as (b, a).
+
+    Both orders of one pair share a batch, in a canonical order (sorted by text), so swapping a
+    and b gives bit-identical numbers: judge_pairs(a, b) == 1 - judge_pairs(b, a) exactly.
+    """
+    n = len(instructions)
+    if not (len(responses_a) == len(responses_b) == n):
+        raise ValueError(f"Got {n} instructions, {len(responses_a)} responses_a and {len(responses_b)} "
+                         f"responses_b; give one of each per pair.")
+    id_a, id_b = _answer_ids(tokenizer)
+    texts_ab = [format_chat(tokenizer, judge_prompt(side, i, a, b)) for i, a, b in zip(instructions, responses_a, responses_b)]
+    texts_ba = [format_chat(tokenizer, judge_prompt(side, i, b, a)) for i, a, b in zip(instructions, responses_a, responses_b)]
+    per_batch = max(1, batch_size // 2)            # pairs per forward pass (2 prompts each)
+    p_ab, p_ba = [0.0] * n, [0.0] * n
+    for start in tqdm(range(0, n, per_batch), desc=f"judge {side}", disable=not progress):
+        idx = list(range(start, min(n, start + per_batch)))
+        texts, slots = [], []
+        for i in idx:
+            for text, slot in sorted([(texts_ab[i], (i, "ab")), (texts_ba[i], (i, "ba"))]):
+                texts.append(text)
+                slots.append(slot)
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        # left padding: positions count real tokens only, as in generation
+        position_ids = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+        logits = model(**enc, position_ids=position_ids).logits[:, -1, :].float()   # (2 * pairs, vocab)
+        # p = softmax over the two answer tokens only
+        p = torch.softmax(logits[:, [id_a, id_b]], dim=-1)[:, 0]   # (2 * pairs,)
+        for (i, order), value in zip(slots, p.tolist()):
+            (p_ab if order == "ab" else p_ba)[i] = value
+    return p_ab, p_ba
+
+
+def judge_pairs(model, tokenizer, side: str, instructions, responses_a, responses_b, batch_size: int = 8,
+                progress: bool = False) -> list[float]:
+    """P(response a is better for `side`) per pair, averaged over both presentation orders."""
+    p_ab, p_ba = judge_orders(model, tokenizer, side, instructions, responses_a, responses_b,
+                              batch_size=batch_size, progress=progress)
+    # P(a better) = (p_AB + (1 - p_BA)) / 2
+    return [(x + (1.0 - y)) / 2 for x, y in zip(p_ab, p_ba)]
+
+
+def judge_label(model, tokenizer, side: str, instructions, responses_a, responses_b, batch_size: int = 8,
+                tie_band: float = 0.0) -> list[str]:
+    """"A" / "B" per pair from `judge_pairs`; "tie" when |P(a better) - 0.5| < tie_band."""
+    probs = judge_pairs(model, tokenizer, side, instructions, responses_a, responses_b, batch_size=batch_size)
+    return ["tie" if abs(p - 0.5) < tie_band else ("A" if p > 0.5 else "B") for p in probs]
+
+
+def judge_agreement(model, tokenizer, pairs: list[dict], batch_size: int = 8, progress: bool = False) -> dict:
+    """How often the judge prefers the pair's chosen response, per side and overall.
+
+    The judge is order-symmetric, so passing (chosen, rejected) as (a, b) gives nothing away.
+    Also reports the position bias: mean of p_AB + p_BA - 1 (0 for a judge without one).
+    """
+    if not pairs:
+        raise ValueError("No pairs to judge; pass a non-empty list of pair records (e.g. load_pairs('pairs_eval')).")
+    per_side, probs, bias = {}, [], []
+    for side in sorted({p["preference"] for p in pairs}):
+        group = [p for p in pairs if p["preference"] == side]
+        p_ab, p_ba = judge_orders(model, tokenizer, side, [p["instruction"] for p in group],
+                                  [p["chosen"] for p in group], [p["rejected"] for p in group],
+                                  batch_size=batch_size, progress=progress)
+        p_chosen = [(x + 1.0 - y) / 2 for x, y in zip(p_ab, p_ba)]
+        per_side[side] = {"n": len(group), "agreement": sum(p > 0.5 for p in p_chosen) / len(group)}
+        probs += p_chosen
+        bias += [x + y - 1.0 for x, y in zip(p_ab, p_ba)]
+    return {"n": len(pairs), "agreement": sum(p > 0.5 for p in probs) / len(probs),
+            "position_bias": sum(bias) / len(bias), "per_side": per_side, "p_chosen": probs}

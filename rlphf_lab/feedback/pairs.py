@@ -1,0 +1,132 @@
+"""Labelled preference pairs from the candidate pool.
+
+Each prompt has 7 candidates (no preference prompt, and one per side P1A..P3B). For a side, the
+pairs of a prompt are the opposite-style pair of the side's own dimension (e.g. P2A vs P2B for
+the conciseness annotator: the pair that differs most along P2) plus random others among the
+remaining 20, so the data also holds pairs that differ along the other dimensions, as real data
+would. Each pair is labelled by the side's simulated annotator (`annotators.label_from_scores`).
+
+A pair record:
+
+    {"pair_id", "prompt_id", "split", "instruction", "preference", "rater", "label",
+     "chosen", "rejected", "chosen_id", "rejected_id", "score_chosen", "score_rejected"}
+
+`label` is how the annotator answered with the pair shown in a random order ("A" = the first
+shown won), kept so that position balance can be checked. Ties are dropped (counted with
+`keep_ties=True` and `label_summary`).
+"""
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+
+import numpy as np
+
+from ..preferences import SIDES, opposite
+from . import annotators
+
+STYLE_ORDER = ["none"] + SIDES
+TEMPERATURE = 0.3      # default Bradley-Terry label noise, on standardised scores
+TIE_MARGIN = 0.1       # default: |s_A - s_B| below this is a tie
+
+
+def group_by_prompt(candidates: list[dict]) -> dict[str, dict[str, dict]]:
+    """{prompt_id: {style: candidate}}, prompts sorted by id."""
+    groups: dict[str, dict[str, dict]] = defaultdict(dict)
+    for c in candidates:
+        groups[c["prompt_id"]][c["style"]] = c
+    return dict(sorted(groups.items()))
+
+
+def score_candidates(candidates: list[dict]) -> dict[str, dict]:
+    """Annotator outputs for every candidate, computed once: {id: {"dims", "penalty", "scores"}}."""
+    out = {}
+    for c in candidates:
+        signals = annotators.raw_signals(c["response"])
+        dims = annotators._dims_from_signals(signals)
+        penalty = annotators.degeneracy_penalty(signals)
+        out[c["id"]] = {"dims": dims, "penalty": penalty,
+                        "scores": {s: annotators.SIGN[s] * dims[s[:2]] - penalty for s in SIDES}}
+    return out
+
+
+def choose_style_pairs(styles: list[str], side: str, n: int, rng: np.random.Generator) -> list[tuple[str, str]]:
+    """n style pairs for one prompt: the side's opposite-style pair first, then random others."""
+    own = tuple(sorted((side, opposite(side))))
+    everything = [p for p in itertools.combinations(sorted(styles, key=STYLE_ORDER.index), 2)]
+    others = [p for p in everything if tuple(sorted(p)) != own]
+    chosen = [own] if own[0] in styles and own[1] in styles else []
+    picks = rng.permutation(len(others))[: max(0, n - len(chosen))]
+    return (chosen + [others[i] for i in picks])[:n]
+
+
+def _check_settings(pairs_per_prompt: int, tie_margin: float, temperature: float) -> None:
+    if pairs_per_prompt < 1 or pairs_per_prompt > 21:
+        raise ValueError(f"pairs_per_prompt={pairs_per_prompt}: each prompt has 7 candidates, i.e. 21 pairs; use 1..21.")
+    if tie_margin < 0 or temperature < 0:
+        raise ValueError(f"tie_margin ({tie_margin}) and temperature ({temperature}) must be >= 0.")
+
+
+def make_preference_pairs(candidates: list[dict], side: str, *, pairs_per_prompt: int = 4, seed: int = 0,
+                          tie_margin: float = TIE_MARGIN, temperature: float = TEMPERATURE,
+                          keep_ties: bool = False, scores: dict | None = None) -> list[dict]:
+    """Label `pairs_per_prompt` pairs per prompt with the simulated annotator of `side`.
+
+    Deterministic given `seed`: the pairs, their shown order and the Bradley-Terry noise all come
+    from one generator seeded with (seed, side). Ties are dropped unless `keep_ties`.
+    `scores` (from `score_candidates`) saves recomputing the annotators for every side.
+    """
+    side = annotators._check_side(side)     # the simulated annotators cover the six main sides
+    _check_settings(pairs_per_prompt, tie_margin, temperature)
+    scores = scores if scores is not None else score_candidates(candidates)
+    rng = np.random.default_rng([seed, SIDES.index(side)])   # each side its own stream
+    pairs = []
+    for prompt_id, by_style in group_by_prompt(candidates).items():
+        for k, (s1, s2) in enumerate(choose_style_pairs(list(by_style), side, pairs_per_prompt, rng)):
+            a, b = (by_style[s1], by_style[s2]) if rng.random() < 0.5 else (by_style[s2], by_style[s1])
+            score_a, score_b = scores[a["id"]]["scores"][side], scores[b["id"]]["scores"][side]
+            label = annotators.label_from_scores(score_a, score_b, tie_margin=tie_margin,
+                                                 temperature=temperature, rng=rng)
+            if label == "tie" and not keep_ties:
+                continue
+            chosen, rejected = (a, b) if label in ("A", "tie") else (b, a)
+            pairs.append({
+                "pair_id": f"{a['split']}-{side}-{prompt_id}-{k}",
+                "prompt_id": prompt_id, "split": a["split"], "instruction": a["instruction"],
+                "preference": side, "rater": "annotator", "label": label,
+                "chosen": chosen["response"], "rejected": rejected["response"],
+                "chosen_id": chosen["id"], "rejected_id": rejected["id"],
+                "score_chosen": round(scores[chosen["id"]]["scores"][side], 4),
+                "score_rejected": round(scores[rejected["id"]]["scores"][side], 4),
+            })
+    return pairs
+
+
+def label_summary(pairs: list[dict]) -> dict[str, dict]:
+    """Per preference side: pairs, tie rate, share of "A" labels, and how often noise flipped a label.
+
+    "flipped" = the chosen response has the lower annotator score (Bradley-Terry noise at work).
+    "own_style_wins" = among pairs holding a candidate written under this side's own preference
+    prompt, how often that candidate was chosen (a sanity check of annotator and prompt together).
+    """
+    out = {}
+    for side in sorted({p["preference"] for p in pairs}, key=lambda s: (s is None, str(s))):
+        group = [p for p in pairs if p["preference"] == side]
+        labelled = [p for p in group if p["label"] != "tie"]
+        own = [p for p in labelled if side and (p["chosen_id"].endswith("-" + side) or p["rejected_id"].endswith("-" + side))]
+        out[str(side)] = {
+            "pairs": len(labelled),
+            "ties": len(group) - len(labelled),
+            "tie_rate": round((len(group) - len(labelled)) / len(group), 4) if group else 0.0,
+            "frac_A": round(float(np.mean([p["label"] == "A" for p in labelled])), 4) if labelled else None,
+            "flipped": round(float(np.mean([p["score_chosen"] < p["score_rejected"] for p in labelled])), 4) if labelled else None,
+            "own_style_wins": round(float(np.mean([p["chosen_id"].endswith("-" + side) for p in own])), 4) if own else None,
+        }
+    return out
+
+
+def annotator_agreement(pairs: list[dict], labeller) -> float:
+    """Fraction of pairs where `labeller(pair) -> "chosen" | "rejected"` agrees with the recorded label."""
+    if not pairs:
+        raise ValueError("No pairs to compare; pass a non-empty list of pair records.")
+    return float(np.mean([labeller(p) == "chosen" for p in pairs]))

@@ -1,0 +1,98 @@
+"""Frozen backbone features of (instruction, response): the input of the fast reward models.
+
+The policy's own backbone (SmolLM2, frozen, no gradients) reads the whole conversation exactly as
+PPO will score it -- the *plain* instruction (no preference prompt) and the response -- and we pool
+its hidden states into one vector per conversation:
+
+    phi(x, y) = [ mean_{t in y} h_t^{(L/2)},  mean_{t in y} h_t^{(L)},  h_last^{(L)},  log(1 + |y|) ]
+
+mean over the response tokens at a middle and the last layer, the last layer's state at the final
+token, and the log token count of the response (mean pooling alone would throw length away).
+Computing features once and caching them makes training a reward head take seconds on a CPU.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import config
+from ..models import format_chat
+
+FEATURE_VERSION = "v1-mid-last-mean+last+loglen"
+
+
+def conversation_text(tokenizer, instruction: str, response: str) -> str:
+    """The scored text: chat template over (user: plain instruction, assistant: response)."""
+    messages = [{"role": "user", "content": instruction}, {"role": "assistant", "content": response}]
+    return tokenizer.apply_chat_template(messages, tokenize=False)
+
+
+def feature_dim(model) -> int:
+    return 3 * model.config.hidden_size + 1
+
+
+@torch.no_grad()
+def backbone_features(model, tokenizer, instructions: list[str], responses: list[str], *,
+                      batch_size: int = 16, progress: bool = False) -> torch.Tensor:
+    """phi(x, y) for each (instruction, response): float32 tensor (n, 3 * hidden + 1).
+
+    Works on a plain causal LM or a PeftModel (call it inside `model.disable_adapter()` to read
+    the frozen base model). Padding side does not matter: positions come from the attention mask.
+    """
+    if len(instructions) != len(responses):
+        raise ValueError(f"{len(instructions)} instructions but {len(responses)} responses; give one response per instruction.")
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    n_layers = base.config.num_hidden_layers
+    out = []
+    for start in tqdm(range(0, len(responses), batch_size), desc="features", disable=not progress):
+        ins, res = instructions[start:start + batch_size], responses[start:start + batch_size]
+        texts = [conversation_text(tokenizer, i, r) for i, r in zip(ins, res)]
+        prompt_lens = [len(tokenizer(format_chat(tokenizer, i), add_special_tokens=False)["input_ids"]) for i in ins]
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        mask = enc["attention_mask"]                                   # (B, T)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)              # correct positions under left padding
+        hidden = model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=position_ids,
+                       output_hidden_states=True).hidden_states        # n_layers + 1 tensors (B, T, H)
+        lengths = mask.sum(-1)                                         # (B,) real tokens per row
+        T = mask.shape[1]
+        # response tokens: the last (length - prompt_len) real tokens of each row (left padding)
+        resp_len = (lengths - torch.tensor(prompt_lens, device=mask.device)).clamp(min=1)   # (B,)
+        pos = torch.arange(T, device=mask.device).unsqueeze(0)        # (1, T)
+        resp_mask = (pos >= T - resp_len.unsqueeze(1)).float() * mask  # (B, T)
+        if tokenizer.padding_side == "right":
+            end = lengths.unsqueeze(1)
+            resp_mask = ((pos < end) & (pos >= end - resp_len.unsqueeze(1))).float()
+        last_index = (lengths - 1) if tokenizer.padding_side == "right" else torch.full_like(lengths, T - 1)
+
+        def mean_over_response(h):                                     # (B, T, H) -> (B, H)
+            return (h.float() * resp_mask.unsqueeze(-1)).sum(1) / resp_mask.sum(1, keepdim=True)
+
+        mid, last = hidden[n_layers // 2], hidden[n_layers]
+        final_state = last[torch.arange(len(texts)), last_index].float()      # (B, H)
+        log_len = torch.log1p(resp_len.float()).unsqueeze(1)                 # (B, 1)
+        out.append(torch.cat([mean_over_response(mid), mean_over_response(last), final_state, log_len], -1).cpu())
+    return torch.cat(out) if out else torch.empty(0, feature_dim(base))
+
+
+def cached_features(model, tokenizer, rows: list[dict], *, name: str, batch_size: int = 16,
+                    progress: bool = True) -> dict[str, torch.Tensor]:
+    """Features for candidate rows ({"id", "instruction", "response"}), cached on disk by content.
+
+    Returns {candidate id: feature vector}. The cache key hashes the texts and FEATURE_VERSION, so a
+    changed candidate file or feature definition is recomputed, never silently reused.
+    """
+    digest = hashlib.sha256(FEATURE_VERSION.encode())
+    for r in rows:
+        digest.update(f"{r['id']}\x00{r['instruction']}\x00{r['response']}\x01".encode())
+    path = config.cache_dir() / "features" / f"{name}-{digest.hexdigest()[:16]}.pt"
+    if path.exists():
+        return torch.load(path)
+    feats = backbone_features(model, tokenizer, [r["instruction"] for r in rows], [r["response"] for r in rows],
+                              batch_size=batch_size, progress=progress)
+    table = {r["id"]: f for r, f in zip(rows, feats)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(table, path)
+    return table

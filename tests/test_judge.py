@@ -1,0 +1,45 @@
+"""The AI judge: probabilities from the A/B log-probabilities, symmetric in the order of the pair."""
+import pytest
+
+from rlphf_lab.feedback import judge
+from tiny_models import tiny_llama, tiny_tokenizer
+
+INSTRUCTIONS = ["Why is the sky blue?", "What is rain?", "Name a fruit."]
+GOOD = ["Sunlight scatters off air molecules; blue scatters most.", "Water falling from clouds.", "An apple!"]
+BAD = ["Because.", "Hey pal, ugh, whatever, it just does, seriously.", "No."]
+
+
+def _check(model, tok, side, batch_size):
+    p = judge.judge_pairs(model, tok, side, INSTRUCTIONS, GOOD, BAD, batch_size=batch_size)
+    q = judge.judge_pairs(model, tok, side, INSTRUCTIONS, BAD, GOOD, batch_size=batch_size)
+    assert len(p) == 3 and all(0.0 <= x <= 1.0 for x in p)
+    # both orders are always asked, so swapping a and b gives exactly 1 - p
+    assert [x + y for x, y in zip(p, q)] == pytest.approx([1.0] * 3, abs=1e-6)
+    labels = judge.judge_label(model, tok, side, INSTRUCTIONS, GOOD, BAD, batch_size=batch_size)
+    assert labels == ["A" if x > 0.5 else "B" for x in p]
+    return p
+
+
+def test_judge_probabilities_and_order_symmetry_tiny_model():
+    model, tok = tiny_llama(), tiny_tokenizer()
+    p = _check(model, tok, "P2A", batch_size=4)
+    # batching does not change the answer
+    assert judge.judge_pairs(model, tok, "P2A", INSTRUCTIONS, GOOD, BAD, batch_size=2) == pytest.approx(p, abs=1e-5)
+
+
+def test_judge_prompt_names_the_principle_and_rejects_bad_input():
+    text = judge.judge_prompt("P3B", "Q?", "x", "y")
+    assert "more unfriendly, regardless of other perspectives" in text and "Answer only A or B" in text
+    with pytest.raises(ValueError, match="Valid codes"):
+        judge.judge_prompt("P7", "Q?", "x", "y")
+    with pytest.raises(ValueError, match="one of each"):
+        judge.judge_pairs(tiny_llama(), tiny_tokenizer(), "P1A", INSTRUCTIONS, GOOD, BAD[:2])
+
+
+@pytest.mark.model
+def test_judge_on_the_real_model(policy):
+    model, tok = policy
+    _check(model, tok, "P2B", batch_size=8)
+    result = judge.judge_agreement(model, tok, [
+        {"preference": "P2B", "instruction": i, "chosen": g, "rejected": b} for i, g, b in zip(INSTRUCTIONS, GOOD, BAD)])
+    assert result["n"] == 3 and 0.0 <= result["agreement"] <= 1.0 and set(result["per_side"]) == {"P2B"}
