@@ -161,7 +161,7 @@ def load_reward_model(folder: str | Path, device=None) -> RewardModel:
     return rm
 
 
-def load_reward_models(root: str | Path | None = None, sides=SIDES, backend: str = "features") -> dict[str, RewardModel]:
+def load_reward_models(root: str | Path | None = None, sides=tuple(SIDES), backend: str = "features") -> dict[str, RewardModel]:
     """The shipped (or freshly trained) reward models: {side: RewardModel} from root/backend/side."""
     root = Path(root) if root else config.DATA_DIR / "reward_models"
     return {s: load_reward_model(root / backend / get_preference(s).code) for s in sides}
@@ -281,3 +281,22 @@ def pairs_features(pairs: list[dict], features: dict[str, torch.Tensor]) -> tupl
                          f"compute features for the same candidate file the pairs came from.")
     return (torch.stack([features[p["chosen_id"]] for p in pairs]),
             torch.stack([features[p["rejected_id"]] for p in pairs]))
+
+
+def load_reward_scorer(root: str | Path | None = None, sides=None, backbone=None, tokenizer=None,
+                       normalize: bool = True) -> RewardScorer:
+    """The shipped reward models as one PPO scorer: `scorer(side_codes, instructions, responses)`
+    -> (batch, K). Loads its own frozen copy of the base model unless `backbone` is given."""
+    from ..models import load_policy
+
+    root = Path(root) if root else config.DATA_DIR / "reward_models"
+    if sides is None:
+        sides = [s for s in SIDES if (root / "features" / s / CONFIG_FILE).exists()]
+        sides += [p.name for p in sorted((root / "features").glob("*")) if p.name not in SIDES
+                  and (p / CONFIG_FILE).exists()] if (root / "features").exists() else []
+    if not sides:
+        raise FileNotFoundError(f"No reward models in {root / 'features'}: run `rlphf-lab train-rewards` first.")
+    models = {s: load_reward_model(root / "features" / s) for s in sides}
+    if backbone is None:
+        backbone, tokenizer = load_policy()
+    return RewardScorer(backbone, tokenizer, models, normalize=normalize)
