@@ -149,6 +149,7 @@ CURVE_STYLE = {  # curve name from rewards.personalize.rfm_experiment -> (label,
     "rfm_active": ("RFM, active pairs", "tab:purple", "-s"),
     "linear": ("linear head on backbone features", "tab:green", "-^"),
     "pooled": ("pooled reward model (no adaptation)", "tab:gray", "--"),
+    "oracle": ("the user's true weights (best possible)", "k", ":"),
 }
 
 

@@ -98,11 +98,15 @@ def test_noise_needs_a_generator():
 
 
 def test_constants_match_the_shipped_candidate_pool():
+    import json
+
     from rlphf_lab.data import CANDIDATES_FILE, read_jsonl
 
-    rows = read_jsonl(CANDIDATES_FILE) if CANDIDATES_FILE.exists() else []
-    if len(rows) < 3080:
-        pytest.skip("the full candidate pool (3,080 rows) is not there yet")
+    provenance = CANDIDATES_FILE.with_name(CANDIDATES_FILE.name + ".provenance.json")
+    if not provenance.exists():
+        pytest.skip("the candidate pool is not finished (no provenance record yet)")
+    rows = read_jsonl(CANDIDATES_FILE)
+    assert len(rows) == json.loads(provenance.read_text())["rows"]
     signal_norms, dim_norms = A.fit_norms([r["response"] for r in rows])
     for key, (mean, std) in A.SIGNAL_NORMS.items():
         assert signal_norms[key][0] == pytest.approx(mean, abs=0.01 * std + 1e-3)

@@ -7,7 +7,7 @@ import torch
 from rlphf_lab.data import FeedbackStore
 from rlphf_lab.exercises import check_preference_prob
 from rlphf_lab.feedback.raters import Rater, make_population
-from rlphf_lab.rewards.personalize import (CURVES, click_as, curve_table, fit_my_weights, new_user_curves,
+from rlphf_lab.rewards.personalize import (CURVES, L2_GRID, click_as, curve_table, fit_my_weights, new_user_curves,
                                            pairs_for_you, relabel, rfm_experiment, split_raters)
 
 
@@ -48,27 +48,28 @@ TRAIN = {"hidden": 32, "epochs": 40, "batch_size": 256}
 
 @pytest.fixture(scope="module")
 def world():
-    return planted_world("high")
+    return planted_world("high", n_raters=20)
 
 
 @pytest.fixture(scope="module")
 def high(world):
     pairs, features, _ = world
-    return rfm_experiment(pairs, features, d=4, ks=(0, 5, 50), n_heldout=4, n_test=25, seeds=(0, 1),
+    return rfm_experiment(pairs, features, d=4, ks=(0, 5, 50), n_heldout=4, n_val=4, n_test=25, seeds=(0, 1),
                           l2_linear=100.0, train_kwargs=TRAIN, progress=False)
 
 
 def test_split_raters_is_disjoint_and_seeded():
     pairs, _, _ = planted_world("low", n_raters=6, per_rater=30)
-    split = split_raters(pairs, n_heldout=2, n_test=10, min_pool=15, seed=3)
-    assert len(split.heldout_raters) == 2 and len(split.train_raters) == 4
+    split = split_raters(pairs, n_heldout=2, n_test=10, min_pool=15, seed=3, n_val=1)
+    assert len(split.heldout_raters) == 2 and len(split.val_pool) == 1 and len(split.train_raters) == 3
     assert not set(split.heldout_raters) & set(split.train_raters)
+    assert not set(split.val_pool) & (set(split.train_raters) | set(split.heldout_raters))
     for r in split.heldout_raters:
         assert len(split.test[r]) == 10 and len(split.pool[r]) == 20
         assert not {p["pair_id"] for p in split.pool[r]} & {p["pair_id"] for p in split.test[r]}
-    again = split_raters(pairs, n_heldout=2, n_test=10, min_pool=15, seed=3)
+    again = split_raters(pairs, n_heldout=2, n_test=10, min_pool=15, seed=3, n_val=1)
     assert again.heldout_raters == split.heldout_raters and again.test == split.test
-    with pytest.raises(ValueError, match="Cannot hold out 3 raters"):
+    with pytest.raises(ValueError, match="Cannot hold out 3 \\+ 0 raters"):
         split_raters(pairs, n_heldout=3, n_test=10, min_pool=25)
 
 
@@ -81,6 +82,20 @@ def test_experiment_returns_every_curve_at_every_k(high):
     assert high["pooled"][0] == high["pooled"][50]           # no adaptation: flat in k
     assert high["linear"][0] == 0.5                           # zero prior: a coin flip at k=0
     assert [r["method"] for r in curve_table(high, "high")] == list(CURVES)
+    assert set(high["l2_scores"]) == set(L2_GRID) and high["trained"].l2 in L2_GRID
+
+
+def test_validation_raters_choose_the_prior_strength():
+    # raters who disagree need a weak pull toward the mean; for raters who agree a strong one costs nothing
+    scores = {}
+    for level in ("low", "high"):
+        pairs, features, _ = planted_world(level, n_raters=20, per_rater=60)
+        res = rfm_experiment(pairs, features, d=4, ks=(0, 5, 20), n_heldout=2, n_val=8, n_test=20, seeds=(0, 1),
+                             strategies=("random",), train_kwargs=TRAIN, progress=False)
+        scores[level] = res["l2_scores"]
+        assert res["trained"].l2 == max(L2_GRID[::-1], key=lambda l2: res["l2_scores"][l2])
+    assert scores["high"][100.0] < max(scores["high"].values()) - 0.05
+    assert scores["low"][100.0] > max(scores["low"].values()) - 0.03
 
 
 def test_rfm_adaptation_beats_pooled_when_raters_disagree(high):
@@ -98,7 +113,8 @@ def test_a_made_up_new_user_is_scored_on_relabelled_pairs(world, high):
     assert all({p["chosen_id"], p["rejected_id"]} == {q["chosen_id"], q["rejected_id"]} for p, q in zip(pool, flipped))
     assert all(np.dot(contrarian.weights, dims[p["chosen_id"]] - dims[p["rejected_id"]]) > -0.05 for p in flipped)
     curves = new_user_curves(high, contrarian, features, dims, seeds=(0,))
-    assert set(curves) == {"rfm", "linear", "pooled"}
+    assert set(curves) == {"ks", "rfm", "linear", "pooled", "oracle"}
+    assert curves["oracle"][0] > 0.9                               # noise-free labels, true weights
     assert curves["pooled"][0] < 0.5 < curves["rfm"][50]           # pooled serves the mean; RFM adapts
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rlphf_lab.rl import (PPOConfig, PPOTrainer, Query, latest_checkpoint, personalized_soups, prompted_morl,
+from rlphf_lab.rl import (PPOConfig, PPOTrainer, Query, latest_checkpoint, personalized_soups, ppo, prompted_morl,
                           read_metrics, toy_length_score_fn)
 from tiny_models import tiny_llama, tiny_tokenizer
 
@@ -85,6 +85,45 @@ def test_training_moves_the_adapter_but_not_the_reference(tmp_path):
     ref, _, _ = trainer.forward_logprobs(ids, mask, response, use_adapter=False)
     assert not torch.allclose(after, before)            # the policy learned something
     torch.testing.assert_close(ref, before)              # adapter off = the untouched base model
+
+
+def test_training_logprobs_are_those_of_the_sampling_distribution(tmp_path):
+    """The forward pass PPO trains on must give the log-probs the sampler used: same temperature,
+    same token alignment, left padding and all (a shift by one token would train on noise)."""
+    from rlphf_lab.models import format_chat
+
+    trainer = _trainer(tmp_path)
+    for name, p in trainer.unwrapped.named_parameters():
+        if "lora_B" in name:                       # a non-trivial adapter
+            torch.nn.init.normal_(p, std=0.5)
+    tok = trainer.tokenizer
+    enc = tok([format_chat(tok, "Hi."), format_chat(tok, "Name a fruit, please, a long one.")], return_tensors="pt",
+              padding=True, add_special_tokens=False)
+    torch.manual_seed(0)
+    out = trainer.unwrapped.policy.generate(**enc, max_new_tokens=8, do_sample=True, temperature=0.7, top_k=0,
+                                            top_p=1.0, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                                            output_logits=True, return_dict_in_generate=True)
+    response = out.sequences[:, enc["input_ids"].shape[1]:]
+    mask, _ = ppo.response_mask(response, tok.eos_token_id)
+    sampled = ppo.logprobs_from_logits(torch.stack(out.logits, dim=1), response, temperature=0.7)
+    attention = torch.cat([enc["attention_mask"], mask.long()], dim=1)
+    trained, _, _ = trainer.forward_logprobs(out.sequences, attention, response)
+    torch.testing.assert_close(trained * mask, sampled * mask, rtol=0, atol=1e-5)
+
+
+def test_ppo_raises_a_simple_reward(tmp_path):
+    """End to end on the tiny model: reward = share of lowercase ASCII letters in the response.
+    (LoRA also on lm_head: a 2-layer random model barely moves through q/v alone.)"""
+    def reward_fn(instructions, responses):
+        return torch.tensor([[sum(c.islower() and c.isascii() for c in r) / 8] for r in responses])
+
+    config = PPOConfig(output_dir=str(tmp_path), iterations=20, batch_size=16, mini_batch_size=8, max_new_tokens=8,
+                       learning_rate=1e-2, temperature=1.0, missing_eos_penalty=None,
+                       lora_target_modules=["q_proj", "v_proj", "lm_head"])
+    history = PPOTrainer(config, tiny_llama(), tiny_tokenizer(), PROMPTS, reward_fn).train()
+    first = sum(m["reward/score"] for m in history[:5]) / 5
+    last = sum(m["reward/score"] for m in history[-5:]) / 5
+    assert last > first + 0.1, (first, last)          # about 0.13 -> 0.31 with seed 0
 
 
 def test_resume_after_interruption_gives_the_same_result_as_one_run(tmp_path):

@@ -39,24 +39,24 @@ SIGN = {"P1A": -1.0, "P1B": +1.0, "P2A": -1.0, "P2B": +1.0, "P3A": +1.0, "P3B": 
 
 # --------------------------------------------------------------------------------------------
 # Normalisation constants: mean and std of every raw signal, then of every dimension's average,
-# over all 3,080 responses of data/candidates.jsonl (seed 0). Computed once with
+# over all 1,120 responses of the shipped data/candidates.jsonl (seed 0). Computed once with
 #     fit_norms([row["response"] for row in read_jsonl("data/candidates.jsonl")])
 # and pasted here, so scores never change when the data does. tests/test_annotators.py checks
 # that they still match the shipped pool.
 # --------------------------------------------------------------------------------------------
 SIGNAL_NORMS = {
     # P1 expertise
-    "grade_level": (10.77, 3.62),        # mean of Coleman-Liau and ARI grade levels, clipped to [-4, 24]
-    "rare_word_frac": (0.264, 0.090),    # words (3+ letters) outside the Dale-Chall list of 2,940 easy words
-    "long_word_frac": (0.163, 0.075),    # words with 9 or more letters
+    "grade_level": (9.035, 4.271),        # mean of Coleman-Liau and ARI grade levels, clipped to [-4, 24]
+    "rare_word_frac": (0.303, 0.166),    # words (3+ letters) outside the Dale-Chall list of 2,940 easy words
+    "long_word_frac": (0.0882, 0.066),    # words with 9 or more letters
     # P2 informativeness
-    "log_words": (4.30, 0.57),           # log(1 + number of words)
-    "log_content_words": (3.68, 0.54),   # log(1 + number of distinct content words)
+    "log_words": (4.34, 0.585),           # log(1 + number of words)
+    "log_content_words": (3.258, 0.564),   # log(1 + number of distinct content words)
     # P3 style
-    "sentiment": (0.183, 0.281),         # vaderSentiment compound, averaged over sentences
-    "tone_markers": (0.063, 0.374),      # tanh(friendly markers - curt markers), see FRIENDLY / CURT
+    "sentiment": (0.1795, 0.2458),         # vaderSentiment compound, averaged over sentences
+    "tone_markers": (0.1126, 0.2979),      # tanh(friendly markers - curt markers), see FRIENDLY / CURT
 }
-DIM_NORMS = {"P1": (0.0, 0.885), "P2": (0.0, 0.974), "P3": (0.0, 0.745)}
+DIM_NORMS = {"P1": (0.0, 0.899), "P2": (0.0, 0.941), "P3": (0.0, 0.785)}
 
 DIM_SIGNALS = {
     "P1": ("grade_level", "rare_word_frac", "long_word_frac"),

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data import FEEDBACK_DIR, FeedbackStore, load_pairs
+from ..data import CANDIDATES_FILE, FEEDBACK_DIR, FeedbackStore, load_pairs, read_jsonl
 from ..feedback.annotators import DIMS, dimension_scores
 from ..feedback.raters import MEAN_PREFERENCE, Rater, load_population, rater_utility
 from .features import cached_features
@@ -78,9 +78,20 @@ def response_rows(*pair_sets: list[dict]) -> list[dict]:
     return [rows[k] for k in sorted(rows)]
 
 
-def pair_features(model, tokenizer, *pair_sets: list[dict], name: str = "notebook03") -> dict[str, torch.Tensor]:
-    """Frozen backbone features phi(x, y) of every response in the pair sets, cached on disk."""
-    return cached_features(model, tokenizer, response_rows(*pair_sets), name=name)
+def pair_features(model, tokenizer, *pair_sets: list[dict], candidates: list[dict] | None = None,
+                  name: str = "candidates") -> dict[str, torch.Tensor]:
+    """Frozen backbone features phi(x, y) of every response in the pair sets, cached on disk.
+
+    Rows are taken from the candidate pool (default data/candidates.jsonl) in file order, so when the
+    pair sets use every candidate the cache is the one `rlphf-lab train-rewards` already wrote.
+    """
+    needed = {i for pairs in pair_sets for p in pairs for i in (p["chosen_id"], p["rejected_id"])}
+    rows = [c for c in (candidates if candidates is not None else read_jsonl(CANDIDATES_FILE)) if c["id"] in needed]
+    missing = needed - {c["id"] for c in rows}
+    if missing:
+        raise ValueError(f"{len(missing)} responses of the pair sets (e.g. {sorted(missing)[0]}) are not in the "
+                         f"candidate pool; load the pairs and the candidates from the same data folder.")
+    return cached_features(model, tokenizer, rows, name=name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -92,6 +103,8 @@ class RaterSplit:
     train_pairs: list[dict]           # every pair of the training raters
     pool: dict[str, list[dict]]       # held-out rater -> the pairs we may ask them (adaptation)
     test: dict[str, list[dict]]       # held-out rater -> the pairs we measure accuracy on
+    val_pool: dict[str, list[dict]] = field(default_factory=dict)   # validation raters, split the same
+    val_test: dict[str, list[dict]] = field(default_factory=dict)   # way: for choosing hyperparameters
 
     @property
     def train_raters(self) -> list[str]:
@@ -102,29 +115,31 @@ class RaterSplit:
         return list(self.pool)
 
 
-def split_raters(pairs: list[dict], n_heldout: int, n_test: int, min_pool: int, seed: int = 0) -> RaterSplit:
-    """Hold out `n_heldout` raters (seeded draw); the others are the training raters.
+def split_raters(pairs: list[dict], n_heldout: int, n_test: int, min_pool: int, seed: int = 0,
+                 n_val: int = 0) -> RaterSplit:
+    """Hold out `n_heldout` raters and `n_val` validation raters (seeded draw); the others train.
 
-    Only raters with at least min_pool + n_test pairs can be held out. Each held-out rater's pairs
-    are shuffled (seeded): the last `n_test` are their test set, the rest their adaptation pool.
+    Only raters with at least min_pool + n_test pairs can be held out. Each held-out (and validation)
+    rater's pairs are shuffled (seeded): the last `n_test` are their test set, the rest their pool.
     """
     by_rater: dict[str, list[dict]] = {}
     for p in pairs:
         by_rater.setdefault(p["rater"], []).append(p)
     eligible = sorted(r for r, ps in by_rater.items() if len(ps) >= min_pool + n_test)
-    if n_heldout < 1 or n_heldout > len(eligible) or n_heldout >= len(by_rater):
-        raise ValueError(f"Cannot hold out {n_heldout} raters: {len(eligible)} of {len(by_rater)} raters have the "
-                         f"{min_pool} + {n_test} pairs a held-out rater needs (pool + test), and at least one "
-                         f"rater must stay for training. Lower n_heldout, max(ks) or n_test, or use more prompts.")
+    n_out = n_heldout + n_val
+    if n_heldout < 1 or n_val < 0 or n_out > len(eligible) or n_out >= len(by_rater):
+        raise ValueError(f"Cannot hold out {n_heldout} + {n_val} raters: {len(eligible)} of {len(by_rater)} raters "
+                         f"have the {min_pool} + {n_test} pairs a held-out rater needs (pool + test), and at least "
+                         f"one rater must stay for training. Lower n_heldout, n_val, max(ks) or n_test, or use more prompts.")
     rng = np.random.default_rng(seed)
-    heldout = sorted(rng.choice(eligible, size=n_heldout, replace=False).tolist())
-    pool, test = {}, {}
-    for r in heldout:
-        order = rng.permutation(len(by_rater[r]))
-        shuffled = [by_rater[r][i] for i in order]
+    drawn = rng.choice(eligible, size=n_out, replace=False).tolist()
+    split = RaterSplit([], {}, {})
+    for r in sorted(drawn[:n_heldout]) + sorted(drawn[n_heldout:]):
+        shuffled = [by_rater[r][i] for i in rng.permutation(len(by_rater[r]))]
+        pool, test = (split.pool, split.test) if r in drawn[:n_heldout] else (split.val_pool, split.val_test)
         pool[r], test[r] = shuffled[:-n_test], shuffled[-n_test:]
-    train_pairs = [p for p in pairs if p["rater"] not in pool]
-    return RaterSplit(train_pairs, pool, test)
+    split.train_pairs = [p for p in pairs if p["rater"] not in drawn]
+    return split
 
 
 def _oriented(pairs: list[dict], features: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -217,22 +232,22 @@ def evaluate_new_rater(trained: Trained, pool: list[dict], test: list[dict], fea
 
 @one_thread()
 def rfm_experiment(pairs: list[dict], features: dict[str, torch.Tensor], *, d: int = 8,
-                   ks: Sequence[int] = (0, 5, 10, 20, 50), n_heldout: int = 20, n_test: int = 40,
+                   ks: Sequence[int] = (0, 5, 10, 20, 50), n_heldout: int = 20, n_val: int = 10, n_test: int = 40,
                    seeds: Sequence[int] = (0, 1, 2, 3, 4), strategies: Sequence[str] = ("random", "active"),
-                   l2: float | str = "auto", l2_linear: float = 1000.0, train_kwargs: dict | None = None,
-                   seed: int = 0, progress: bool = True) -> dict:
+                   l2: float | str = "auto", l2_linear: float = 1000.0, epochs: int = 30,
+                   train_kwargs: dict | None = None, seed: int = 0, progress: bool = True) -> dict:
     """Held-out accuracy against k for the RFM and its two baselines on one multi-rater pair set.
 
     pairs: multi-rater records (rater, chosen_id, rejected_id); features: {response id: (D,) tensor}.
     ks: numbers of a held-out rater's pairs to adapt on; seeds: random orders of the pool per rater;
     strategies: "random" (curve "rfm") and/or "active" (curve "rfm_active", `rfm.choose_next_pair`);
-    l2: pull of a held-out rater's w toward the population mean ("auto": `population_l2`, from how
-    much the training raters' weights spread); l2_linear: pull toward 0 of the linear head's D
-    weights (strong: it sees only k pairs); train_kwargs: for train_rfm and train_pooled (epochs,
-    hidden, weight_decay, ...). Returns a dict with {k: mean accuracy over held-out raters} for each
+    n_val: validation raters, for choosing l2; l2: pull of a new rater's w toward the population
+    mean ("auto": the value in L2_GRID that adapts best to the validation raters, `choose_l2`); l2_linear: pull toward 0 of the linear head's D
+    weights (strong: it sees only k pairs); epochs and train_kwargs: for train_rfm and train_pooled
+    (hidden, lr, weight_decay, ...). Returns a dict with {k: mean accuracy over held-out raters} for each
     curve in CURVES that ran, plus "ks", "sem" (standard errors), "per_rater" (one row per held-out
-    rater), "adapted" ({rater: RFM w after max(ks) random pairs}), "split", "trained", "history",
-    "seconds".
+    rater), "adapted" ({rater: RFM w after max(ks) random pairs}), "l2_scores" (validation accuracy
+    per l2, when l2="auto"), "split", "trained", "history", "seconds".
     """
     ks = sorted(set(int(k) for k in ks))
     if not ks or ks[0] < 0:
@@ -240,8 +255,8 @@ def rfm_experiment(pairs: list[dict], features: dict[str, torch.Tensor], *, d: i
     if not strategies or set(strategies) - {"random", "active"}:
         raise ValueError(f"strategies={tuple(strategies)}: use 'random' and/or 'active'.")
     start = time.perf_counter()
-    train_kwargs = {"d": d, "progress": False, "seed": seed, **(train_kwargs or {})}
-    split = split_raters(pairs, n_heldout, n_test, min_pool=max(ks), seed=seed)
+    train_kwargs = {"d": d, "epochs": epochs, "progress": False, "seed": seed, **(train_kwargs or {})}
+    split = split_raters(pairs, n_heldout, n_test, min_pool=max(ks), seed=seed, n_val=n_val)
     index = {r: h for h, r in enumerate(split.train_raters)}
 
     # 1. phi_theta and every training rater's w_h, jointly; and the pooled reward model
@@ -250,8 +265,10 @@ def rfm_experiment(pairs: list[dict], features: dict[str, torch.Tensor], *, d: i
     model, history = train_rfm(emb_c, emb_r, h, n_raters=len(index), **train_kwargs)
     pooled, _ = train_pooled(emb_c, emb_r, **train_kwargs)
     mu, sd = _standardiser(features, [p[k] for p in split.train_pairs for k in ("chosen_id", "rejected_id")])
-    trained = Trained(model, pooled, model.mean_rater_weight(),
-                      population_l2(model) if l2 == "auto" else float(l2), mu, sd, float(l2_linear))
+    l2_scores = {}
+    if l2 == "auto":
+        l2, l2_scores = choose_l2(model, split.val_pool, split.val_test, features, ks, seeds)
+    trained = Trained(model, pooled, model.mean_rater_weight(), float(l2), mu, sd, float(l2_linear))
 
     # 2. each held-out rater: adapt on k of their pool pairs, measure on their test pairs
     runs, per_rater, adapted = {}, [], {}
@@ -268,8 +285,8 @@ def rfm_experiment(pairs: list[dict], features: dict[str, torch.Tensor], *, d: i
     for name in CURVES:
         if name in runs:
             out[name], out["sem"][name] = _mean_sem(runs[name], ks)
-    out.update(per_rater=per_rater, adapted=adapted, split=split, trained=trained, history=history,
-               seconds=time.perf_counter() - start)
+    out.update(per_rater=per_rater, adapted=adapted, l2_scores=l2_scores, split=split, trained=trained,
+               history=history, seconds=time.perf_counter() - start)
     return out
 
 
@@ -293,33 +310,49 @@ def new_user_curves(results: dict, user: Rater, features: dict, dims: dict[str, 
     """Accuracy against k for a made-up new `user`, with everything `results` trained.
 
     The user answers the held-out raters' pool and test pairs (`relabel`). Returns {"ks": ks, curve
-    name: {k: accuracy}}, the format `plots.plot_adaptation_curves` reads.
+    name: {k: accuracy}}, the format `plots.plot_adaptation_curves` reads; curve "oracle" is the
+    accuracy of the user's own true weights on their noisy test labels, the best a model can do.
     """
     split = results["split"]
     pool = relabel([p for r in split.heldout_raters for p in split.pool[r]], user, dims, seed=0)
     test = relabel([p for r in split.heldout_raters for p in split.test[r]], user, dims, seed=1)
     res = evaluate_new_rater(results["trained"], pool, test, features, results["ks"], seeds, strategies)
     res.pop("w")
+    # the best any model can do on these noisy labels: predict with the user's true weights
+    margin = np.array([np.dot(user.weights, dims[p["chosen_id"]] - dims[p["rejected_id"]]) for p in test])
+    res["oracle"] = dict.fromkeys(results["ks"], float(np.mean(margin > 0) + 0.5 * np.mean(margin == 0)))
     return {"ks": results["ks"], **res}
 
 
-def population_l2(model) -> float:
-    """The prior's strength from the population: 1 / (mean variance of the training raters' w_h).
+L2_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
 
-    A new rater is assumed to be drawn like the training raters, w ~ N(mean, s^2 I) with s^2 the
-    spread of their weights: raters who all agree give a strong pull toward the mean (a few noisy
-    clicks should not move it), raters who disagree a weak one.
+
+def choose_l2(model, val_pool: dict, val_test: dict, features: dict, ks: Sequence[int], seeds: Sequence[int],
+              grid: Sequence[float] = L2_GRID) -> tuple[float, dict]:
+    """The prior strength lambda that adapts best to the validation raters (raters used neither for
+    training nor for testing): mean accuracy over ks > 0, ties go to the stronger prior.
+
+    Returns (lambda, {lambda: score}). Raters who all agree call for a strong pull toward the mean
+    (a few noisy clicks should not move it); raters who disagree for a weak one.
     """
-    w = model.rater_weights.weight.detach()                                  # (n_raters, d)
-    if len(w) < 2:
-        raise ValueError("population_l2 needs at least two training raters to measure their spread; pass l2=1.0.")
-    return float(1.0 / w.var(dim=0).mean().clamp(min=1e-4))
+    if not val_pool:
+        raise ValueError("Choosing l2 needs validation raters: pass n_val >= 1, or a number as l2 (e.g. l2=10.0).")
+    prior, diffs = model.mean_rater_weight(), []
+    for r in val_pool:
+        (pa, pb, py), (ta, tb, ty) = _oriented(val_pool[r], features), _oriented(val_test[r], features)
+        diffs.append((feature_diff(model, pa, pb), py, feature_diff(model, ta, tb), ty))
+    scores = {}
+    for l2 in grid:
+        curves = [adaptation_curve(xp, yp, xt, yt, ks, "random", seeds, l2=l2, prior=prior) for xp, yp, xt, yt in diffs]
+        scores[l2] = float(np.mean([c[k] for c in curves for k in ks if k > 0] or [0.0]))
+    best = max(sorted(grid, reverse=True), key=lambda l2: scores[l2])   # max keeps the first of equals
+    return best, scores
 
 
 def curve_table(results: dict, name: str = "") -> list[dict]:
     """One row per curve with its accuracy at every k (rounded): for show_table."""
     rows = []
-    for curve in CURVES:
+    for curve in (*CURVES, "oracle"):
         if curve in results:
             rows.append({"population": name, "method": curve,
                          **{f"k={k}": round(results[curve][k], 3) for k in results["ks"]}})
@@ -487,6 +520,6 @@ def fit_my_weights(records_or_store, dims: dict[str, np.ndarray] | None = None, 
 
 
 __all__ = ["DIM_LABELS", "CURVES", "RaterSet", "load_rater_set", "response_rows", "pair_features", "RaterSplit",
-           "split_raters", "Trained", "evaluate_new_rater", "rfm_experiment", "relabel", "new_user_curves", "population_l2", "curve_table", "spread_table", "population_table", "similarity_to_mean", "response_dims",
+           "split_raters", "Trained", "evaluate_new_rater", "rfm_experiment", "relabel", "new_user_curves", "L2_GRID", "choose_l2", "curve_table", "spread_table", "population_table", "similarity_to_mean", "response_dims",
            "implied_dimension_weights", "recovered_vs_true", "pairs_for_you", "click_as", "UserWeights",
            "dimension_differences", "fit_my_weights"]
