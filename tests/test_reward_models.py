@@ -97,8 +97,10 @@ def test_trl_reward_model_reload_keeps_the_trained_score_head(tmp_path):
     rm.save(tmp_path / "P3A")
     again = load_reward_model(tmp_path / "P3A")
     after = trl_scores(again.seqcls, tok, ins, res)
-    assert torch.allclose(before, after, atol=1e-3), (before, after)
+    # equal up to bf16 rounding (training ran in bf16 autocast, the reload runs in fp32)
+    assert torch.allclose(before, after, atol=0.05), (before, after)
     from rlphf_lab.rewards.reward_model import _seqcls_base
     base, _ = _seqcls_base()
     fresh = trl_scores(base, tok, ins, res)
-    assert not torch.allclose(fresh, after, atol=1e-3), "the reloaded head equals a fresh random head"
+    print("fresh head", fresh, "trained + reloaded", after)
+    assert (fresh - after).abs().max() > 0.2, "the reloaded head scores like a fresh random head"

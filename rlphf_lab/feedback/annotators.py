@@ -58,10 +58,11 @@ SIGNAL_NORMS = {
 }
 DIM_NORMS = {"P1": (0.0, 0.899), "P2": (0.0, 0.941), "P3": (0.0, 0.785)}
 
+# Each dimension is a weighted mean of its standardised signals (weights sum to 1).
 DIM_SIGNALS = {
-    "P1": ("grade_level", "rare_word_frac", "long_word_frac"),
-    "P2": ("log_words", "log_content_words"),
-    "P3": ("sentiment", "tone_markers"),
+    "P1": {"grade_level": 1 / 3, "rare_word_frac": 1 / 3, "long_word_frac": 1 / 3},
+    "P2": {"log_words": 0.5, "log_content_words": 0.5},
+    "P3": {"sentiment": 0.3, "tone_markers": 0.7},
 }
 
 # Tone markers: phrases a friend says vs phrases a curt stranger says (matched as whole words,
@@ -200,10 +201,10 @@ def _standardise(signals: dict[str, float]) -> dict[str, float]:
 def _dims_from_signals(signals: dict[str, float]) -> dict[str, float]:
     z = _standardise(signals)
     out = {}
-    for dim, names in DIM_SIGNALS.items():
-        # d_dim = (mean of the dimension's standardised signals - mu_dim) / sigma_dim
+    for dim, weights in DIM_SIGNALS.items():
+        # d_dim = (sum_k w_k z_k - mu_dim) / sigma_dim
         mean, std = DIM_NORMS[dim]
-        out[dim] = (float(np.mean([z[k] for k in names])) - mean) / std
+        out[dim] = (sum(w * z[k] for k, w in weights.items()) - mean) / std
     return out
 
 
@@ -267,6 +268,7 @@ def explain(side: str, response: str) -> dict:
         "name": get_preference(side).name,
         "dimension": dim,
         "signals": {k: round(signals[k], 4) for k in DIM_SIGNALS[dim]},
+        "weights": {k: round(w, 3) for k, w in DIM_SIGNALS[dim].items()},
         "standardised": {k: round(z[k], 3) for k in DIM_SIGNALS[dim]},
         "dimension_score": dims[dim],
         "sign": SIGN[side],
@@ -315,9 +317,9 @@ def fit_norms(responses: list[str]) -> tuple[dict, dict]:
     signal_norms = {k: (float(np.mean([r[k] for r in rows])), float(np.std([r[k] for r in rows])))
                     for k in SIGNAL_NORMS}
     dim_norms = {}
-    for dim, names in DIM_SIGNALS.items():
-        avg = [np.mean([(r[k] - signal_norms[k][0]) / signal_norms[k][1] for k in names]) for r in rows]
-        dim_norms[dim] = (0.0, float(np.std(avg)))     # the average of z-scores already has mean 0
+    for dim, weights in DIM_SIGNALS.items():
+        mix = [sum(w * (r[k] - signal_norms[k][0]) / signal_norms[k][1] for k, w in weights.items()) for r in rows]
+        dim_norms[dim] = (0.0, float(np.std(mix)))     # a weighted sum of z-scores already has mean 0
     return signal_norms, dim_norms
 
 
