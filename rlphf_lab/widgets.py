@@ -37,13 +37,11 @@ def shown_responses(pair: dict, seed: int = 0) -> list[tuple[str, str]]:
     return [second, first] if is_swapped(pair["pair_id"], seed) else [first, second]
 
 
-def pair_preference(pair: dict, preference: str | None) -> str:
-    """The side being judged: the widget's `preference`, else the pair's own."""
+def pair_preference(pair: dict, preference: str | None) -> str | None:
+    """The side being judged: the widget's `preference`, else the pair's own; None when neither
+    names one: then the question is your own overall taste ("which answer do you prefer?")."""
     side = preference or pair.get("preference")
-    if not side:
-        raise ValueError(f"Pair {pair['pair_id']} has no preference side; pass preference='P2A' (or another side) "
-                         f"to FeedbackWidget to say what you are judging.")
-    return get_preference(side).code
+    return get_preference(side).code if side else None
 
 
 def record_choice(pair: dict, choice: str, *, preference: str | None = None, rater: str = "student",
@@ -84,15 +82,19 @@ def agreement_with_annotator(records: list[dict]) -> float | None:
 
 def pair_html(pair: dict, preference: str | None = None, seed: int = 0) -> str:
     """The prompt, the side being judged (name and prompt text) and the two responses as HTML."""
-    pref = get_preference(pair_preference(pair, preference))
+    side = pair_preference(pair, preference)
     (_, a), (_, b) = shown_responses(pair, seed)
+    if side is None:
+        question = "<p><b>Which answer do you prefer?</b> (your own taste: no preference prompt)</p>"
+    else:
+        pref = get_preference(side)
+        question = f"<p><b>Preference {pref.code} ({pref.name})</b>: <i>{html.escape(pref.prompt)}</i></p>"
 
     def box(title, text):
         body = html.escape(text).replace("\n", "<br>")
         return (f"<div style='flex:1;border:1px solid #ccc;padding:6px;margin:2px'><b>{title}</b><br>{body}</div>")
 
-    return (f"<p><b>Preference {pref.code} ({pref.name})</b>: <i>{html.escape(pref.prompt)}</i></p>"
-            f"<p><b>Prompt:</b> {html.escape(pair['instruction'])}</p>"
+    return (f"{question}<p><b>Prompt:</b> {html.escape(pair['instruction'])}</p>"
             f"<div style='display:flex'>{box('Response A', a)}{box('Response B', b)}</div>")
 
 

@@ -75,3 +75,13 @@ def test_widget_keeps_only_the_preference_it_judges(tmp_path):
     w = FeedbackWidget(pairs, tmp_path / "l.jsonl", preference="P3B")
     assert w.total == 2 and w.current["preference"] == "P3B"
     assert "unfriendly" in w.view.value
+
+
+def test_overall_mode_asks_for_your_own_taste():
+    from rlphf_lab.widgets import pair_html, pair_preference
+
+    pair = {"pair_id": "x-1", "instruction": "Say hi.", "chosen": "Hi!", "rejected": "Go away.",
+            "chosen_id": "a", "rejected_id": "b"}
+    assert pair_preference(pair, None) is None
+    assert "Which answer do you prefer?" in pair_html(pair)
+    assert "P3A" in pair_html(pair, preference="P3A")

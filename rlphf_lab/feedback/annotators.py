@@ -67,14 +67,17 @@ DIM_SIGNALS = {
 
 # Tone markers: phrases a friend says vs phrases a curt stranger says (matched as whole words,
 # case-insensitive). Each hit counts once; "!" and smileys count as friendly.
-FRIENDLY = ("hey", "hi there", "buddy", "pal", "my friend", "friend", "haha", "hehe", "lol", "great question",
-            "happy to help", "glad", "you got this", "fun", "cool", "awesome", "love", "enjoy",
-            "good luck", "cheers", "fantastic", "wonderful", "wow", "yay", "silly", "joke")
-CURT = ("whatever", "ugh", "obviously", "stupid", "dumb", "idiot", "don't bother", "waste of time",
-        "i don't care", "not my problem", "your problem", "figure it out", "deal with it", "go away",
-        "leave me alone", "annoying", "seriously", "duh", "just google", "i'm not here to", "not going to",
-        "can't be bothered", "no one cares", "nobody cares", "pointless", "ridiculous", "useless", "boring",
-        "lazy", "shut up", "stop asking")
+FRIENDLY = ("hey", "hi there", "hello there", "buddy", "pal", "mate", "dude", "my friend", "friend", "my dear",
+            "haha", "hehe", "lol", "giggle", "laugh", "laughs", "laughing", "smile", "smiling", "grinning", "funny",
+            "humor", "humour", "joke", "silly", "fun", "fun fact", "great question", "happy to help", "glad",
+            "thrilled", "delighted", "you got this", "you'll love", "don't worry", "no worries", "cool", "awesome",
+            "love", "enjoy", "good luck", "cheers", "fantastic", "wonderful", "wow", "yay", "yep", "yeah")
+CURT = ("whatever", "whatever you say", "ugh", "sigh", "meh", "obviously", "stupid", "dumb", "idiot", "pathetic",
+        "ignorant", "nonsense", "don't bother", "waste of time", "waste my time", "i don't care", "who cares",
+        "no one cares", "nobody cares", "so what", "not interested", "not my problem", "not my job", "your problem",
+        "figure it out", "do it yourself", "look it up", "just google", "deal with it", "go away", "get lost",
+        "leave me alone", "annoying", "annoyed", "irritating", "seriously", "duh", "yeah right", "if you must know",
+        "can't be bothered", "pointless", "ridiculous", "useless", "boring", "tedious", "lazy", "shut up", "stop asking")
 _SMILEYS = re.compile(r"[:;]-?[)D]|[\U0001F600-\U0001F64F\U0001F300-\U0001F5FF\U0001F900-\U0001F9FF]")
 
 # A small English stopword list: "content words" are the other words of 3+ letters.

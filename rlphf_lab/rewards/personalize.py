@@ -2,9 +2,11 @@
 
 The recipe of Reward Feature Models (Barreto et al. 2025), on a population of simulated raters:
 
-1. split the raters: most train, some are held out as "new users"; each held-out rater's pairs are
-   split again into an adaptation pool (the pairs we may ask them) and a test set;
-2. train phi_theta and every training rater's w_h jointly (`rfm.train_rfm`);
+1. split the raters: most train, some are held out as "new users" and a few as validation raters;
+   each held-out rater's pairs are split again into an adaptation pool (the pairs we may ask them)
+   and a test set;
+2. train phi_theta and every training rater's w_h jointly (`rfm.train_rfm`), and choose how hard a
+   new rater's w is pulled toward the population's mean weight on the validation raters (`choose_l2`);
 3. for each held-out rater, freeze phi_theta and fit w from k pool pairs (`rfm.adaptation_curve`),
    starting from the population's mean weight; measure accuracy on their test pairs.
 
@@ -74,7 +76,8 @@ def response_rows(*pair_sets: list[dict]) -> list[dict]:
     for pairs in pair_sets:
         for p in pairs:
             rows[p["chosen_id"]] = {"id": p["chosen_id"], "instruction": p["instruction"], "response": p["chosen"]}
-            rows[p["rejected_id"]] = {"id": p["rejected_id"], "instruction": p["instruction"], "response": p["rejected"]}
+            rows[p["rejected_id"]] = {"id": p["rejected_id"], "instruction": p["instruction"],
+                                      "response": p["rejected"]}
     return [rows[k] for k in sorted(rows)]
 
 
@@ -130,7 +133,8 @@ def split_raters(pairs: list[dict], n_heldout: int, n_test: int, min_pool: int, 
     if n_heldout < 1 or n_val < 0 or n_out > len(eligible) or n_out >= len(by_rater):
         raise ValueError(f"Cannot hold out {n_heldout} + {n_val} raters: {len(eligible)} of {len(by_rater)} raters "
                          f"have the {min_pool} + {n_test} pairs a held-out rater needs (pool + test), and at least "
-                         f"one rater must stay for training. Lower n_heldout, n_val, max(ks) or n_test, or use more prompts.")
+                         f"one rater must stay for training. Lower n_heldout, n_val, max(ks) or n_test, "
+                         f"or use more prompts.")
     rng = np.random.default_rng(seed)
     drawn = rng.choice(eligible, size=n_out, replace=False).tolist()
     split = RaterSplit([], {}, {})
@@ -217,7 +221,8 @@ def evaluate_new_rater(trained: Trained, pool: list[dict], test: list[dict], fea
     x_pool, x_test = feature_diff(trained.model, pa, pb), feature_diff(trained.model, ta, tb)
     for strategy, name in (("random", "rfm"), ("active", "rfm_active")):
         if strategy in strategies:
-            out[name] = adaptation_curve(x_pool, py, x_test, ty, ks, strategy, seeds, l2=trained.l2, prior=trained.prior)
+            out[name] = adaptation_curve(x_pool, py, x_test, ty, ks, strategy, seeds,
+                                         l2=trained.l2, prior=trained.prior)
     order = torch.randperm(len(py), generator=torch.Generator().manual_seed(seeds[0]))[:max(ks)]
     out["w"] = fit_user_weights(x_pool[order], py[order], l2=trained.l2, prior=trained.prior)
     # Linear head on standardised backbone features: z = (phi - mu) / sigma, zero prior  (m, D)
@@ -242,10 +247,10 @@ def rfm_experiment(pairs: list[dict], features: dict[str, torch.Tensor], *, d: i
     ks: numbers of a held-out rater's pairs to adapt on; seeds: random orders of the pool per rater;
     strategies: "random" (curve "rfm") and/or "active" (curve "rfm_active", `rfm.choose_next_pair`);
     n_val: validation raters, for choosing l2; l2: pull of a new rater's w toward the population
-    mean ("auto": the value in L2_GRID that adapts best to the validation raters, `choose_l2`); l2_linear: pull toward 0 of the linear head's D
-    weights (strong: it sees only k pairs); epochs and train_kwargs: for train_rfm and train_pooled
-    (hidden, lr, weight_decay, ...). Returns a dict with {k: mean accuracy over held-out raters} for each
-    curve in CURVES that ran, plus "ks", "sem" (standard errors), "per_rater" (one row per held-out
+    mean ("auto": the value in L2_GRID that adapts best to the validation raters, `choose_l2`);
+    l2_linear: pull toward 0 of the linear head's D weights (strong: it sees only k pairs);
+    epochs and train_kwargs: for train_rfm and train_pooled (hidden, lr, weight_decay, ...).
+    Returns a dict with {k: mean accuracy over held-out raters} for each curve in CURVES that ran, plus "ks", "sem" (standard errors), "per_rater" (one row per held-out
     rater), "adapted" ({rater: RFM w after max(ks) random pairs}), "l2_scores" (validation accuracy
     per l2, when l2="auto"), "split", "trained", "history", "seconds".
     """
@@ -299,8 +304,10 @@ def relabel(pairs: list[dict], rater: Rater, dims: dict[str, np.ndarray], seed: 
         # P(rater prefers a) = sigmoid(<w, d(a) - d(b)> / T)
         p_a = 1.0 / (1.0 + np.exp(-np.dot(rater.weights, dims[a] - dims[b]) / rater.temperature))
         keep = rng.random() < p_a
-        out.append({**p, "rater": rater.rater_id, "chosen_id": a if keep else b, "rejected_id": b if keep else a,
-                    "chosen": p["chosen"] if keep else p["rejected"], "rejected": p["rejected"] if keep else p["chosen"]})
+        chosen, rejected = (a, b) if keep else (b, a)
+        texts = (p["chosen"], p["rejected"]) if keep else (p["rejected"], p["chosen"])
+        out.append({**p, "rater": rater.rater_id, "chosen_id": chosen, "rejected_id": rejected,
+                    "chosen": texts[0], "rejected": texts[1]})
     return out
 
 
@@ -519,7 +526,8 @@ def fit_my_weights(records_or_store, dims: dict[str, np.ndarray] | None = None, 
     return UserWeights({d: float(v) for d, v in zip(DIMS, w)}, len(answered), accuracy)
 
 
-__all__ = ["DIM_LABELS", "CURVES", "RaterSet", "load_rater_set", "response_rows", "pair_features", "RaterSplit",
-           "split_raters", "Trained", "evaluate_new_rater", "rfm_experiment", "relabel", "new_user_curves", "L2_GRID", "choose_l2", "curve_table", "spread_table", "population_table", "similarity_to_mean", "response_dims",
-           "implied_dimension_weights", "recovered_vs_true", "pairs_for_you", "click_as", "UserWeights",
-           "dimension_differences", "fit_my_weights"]
+__all__ = ["DIM_LABELS", "CURVES", "RaterSet", "load_rater_set", "response_rows", "pair_features",
+           "RaterSplit", "split_raters", "Trained", "evaluate_new_rater", "rfm_experiment", "relabel",
+           "new_user_curves", "L2_GRID", "choose_l2", "curve_table", "spread_table", "population_table",
+           "similarity_to_mean", "response_dims", "implied_dimension_weights", "recovered_vs_true",
+           "pairs_for_you", "click_as", "UserWeights", "dimension_differences", "fit_my_weights"]
