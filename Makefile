@@ -45,11 +45,11 @@ bench: setup
 # every step resumes or is fast, and writes a provenance record beside its output).
 data: setup
 	$(BIN)/rlphf-lab generate-candidates --seed 0 --train-per-category 16 --limit 160
-	$(BIN)/rlphf-lab label-pairs --split train --pairs-per-prompt 11 --seed 0
-	$(BIN)/rlphf-lab label-pairs --split eval --pairs-per-prompt 6 --seed 1 --temperature 0
+	$(BIN)/rlphf-lab label-pairs --split train
+	$(BIN)/rlphf-lab label-pairs --split eval
 	$(BIN)/rlphf-lab label-raters --disagreement low --seed 0
 	$(BIN)/rlphf-lab label-raters --disagreement high --seed 0
-	$(BIN)/rlphf-lab judge-agreement --n 30 --seed 0
+	$(BIN)/rlphf-lab judge-agreement --n 25 --seed 0
 	$(BIN)/rlphf-lab train-rewards --seed 0
 
 clean:

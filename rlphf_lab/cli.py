@@ -79,6 +79,10 @@ def _cmd_label_pairs(args) -> int:
     from .preferences import SIDES
 
     start = time.perf_counter()
+    train = args.split == "train"     # the shipped sets: noisy train labels, noise-free held-out labels
+    args.pairs_per_prompt = args.pairs_per_prompt or (16 if train else 10)
+    args.seed = args.seed if args.seed is not None else (0 if train else 1)
+    args.temperature = args.temperature if args.temperature is not None else (0.1 if train else 0.0)
     candidates = [c for c in read_jsonl(args.candidates or CANDIDATES_FILE) if c["split"] == args.split]
     prompt_ids = sorted({c["prompt_id"] for c in candidates})[:pick(8, None)]
     candidates = [c for c in candidates if c["prompt_id"] in set(prompt_ids)]
@@ -285,10 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("label-pairs", help="label candidate pairs with the simulated annotators (all six sides)")
     p.add_argument("--split", default="train", choices=["train", "eval"])
-    p.add_argument("--pairs-per-prompt", type=int, default=4, help="per side and prompt (1..21)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=0.3, help="Bradley-Terry label noise (0 = none)")
-    p.add_argument("--tie-margin", type=float, default=0.1)
+    p.add_argument("--pairs-per-prompt", type=int, default=None, help="per side and prompt, 1..21 (default: train 16, eval 10)")
+    p.add_argument("--seed", type=int, default=None, help="default: train 0, eval 1")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="Bradley-Terry label noise (default: train 0.1, eval 0 = the annotator's own ranking)")
+    p.add_argument("--tie-margin", type=float, default=0.25)
     p.add_argument("--sides", default=None, help="comma-separated, default all six")
     p.add_argument("--candidates", default=None, help="default data/candidates.jsonl")
     p.add_argument("--out", default=None, help="default data/feedback/pairs_<split>.jsonl")

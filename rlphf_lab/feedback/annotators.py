@@ -6,11 +6,12 @@ by hand (`explain(side, text)` shows them all):
 
     P1 expertise        reading level (textstat grade levels) + rare and long vocabulary
     P2 informativeness  number of words + number of distinct content words
-    P3 style            vaderSentiment compound per sentence + friendly vs curt marker words
+    P3 style            vaderSentiment compound of the sentences that address the reader (I / you)
+                        + friendly vs curt marker words
 
 Every signal is standardised with fixed constants (mean / std over the shipped candidate pool, see
-`fit_norms`), the signals of a dimension are averaged, and the average is standardised again, so a
-dimension score is roughly N(0, 1) over the candidates. The two sides of a dimension are the
+`fit_norms`), a dimension is a weighted mean of its standardised signals (DIM_SIGNALS), and that
+mean is standardised again, so a dimension score is roughly N(0, 1) over the candidates. The two sides of a dimension are the
 same score with opposite signs:
 
     score("P1B", y) = +d_P1(y)   (knowledgeable)     score("P1A", y) = -d_P1(y)   (elementary)
@@ -38,7 +39,7 @@ DIMS = ("P1", "P2", "P3")
 SIGN = {"P1A": -1.0, "P1B": +1.0, "P2A": -1.0, "P2B": +1.0, "P3A": +1.0, "P3B": -1.0}
 
 # --------------------------------------------------------------------------------------------
-# Normalisation constants: mean and std of every raw signal, then of every dimension's average,
+# Normalisation constants: mean and std of every raw signal, then of every dimension's weighted mean,
 # over all 1,120 responses of the shipped data/candidates.jsonl (seed 0). Computed once with
 #     fit_norms([row["response"] for row in read_jsonl("data/candidates.jsonl")])
 # and pasted here, so scores never change when the data does. tests/test_annotators.py checks
@@ -46,17 +47,17 @@ SIGN = {"P1A": -1.0, "P1B": +1.0, "P2A": -1.0, "P2B": +1.0, "P3A": +1.0, "P3B": 
 # --------------------------------------------------------------------------------------------
 SIGNAL_NORMS = {
     # P1 expertise
-    "grade_level": (9.035, 4.271),        # mean of Coleman-Liau and ARI grade levels, clipped to [-4, 24]
-    "rare_word_frac": (0.303, 0.166),    # words (3+ letters) outside the Dale-Chall list of 2,940 easy words
-    "long_word_frac": (0.0882, 0.066),    # words with 9 or more letters
+    "grade_level": (9.0350, 4.2706),  # mean of Coleman-Liau and ARI grade levels, clipped to [-4, 24]
+    "rare_word_frac": (0.3033, 0.1657),  # words (3+ letters) outside the Dale-Chall list of 2,940 easy words
+    "long_word_frac": (0.0882, 0.0660),  # words with 9 or more letters
     # P2 informativeness
-    "log_words": (4.34, 0.585),           # log(1 + number of words)
-    "log_content_words": (3.258, 0.564),   # log(1 + number of distinct content words)
+    "log_words": (4.3400, 0.5846),  # log(1 + number of words)
+    "log_content_words": (3.2584, 0.5635),  # log(1 + number of distinct content words)
     # P3 style
-    "sentiment": (0.1795, 0.2458),         # vaderSentiment compound, averaged over sentences
-    "tone_markers": (0.1126, 0.2979),      # tanh(friendly markers - curt markers), see FRIENDLY / CURT
+    "sentiment": (0.1262, 0.2397),  # vaderSentiment compound, averaged over sentences with I / you / we
+    "tone_markers": (0.1480, 0.3261),  # tanh(friendly markers - curt markers), see FRIENDLY / CURT
 }
-DIM_NORMS = {"P1": (0.0, 0.899), "P2": (0.0, 0.941), "P3": (0.0, 0.785)}
+DIM_NORMS = {"P1": (0.0, 0.8994), "P2": (0.0, 0.9412), "P3": (0.0, 0.8624)}
 
 # Each dimension is a weighted mean of its standardised signals (weights sum to 1).
 DIM_SIGNALS = {
@@ -94,6 +95,7 @@ they're we're isn't aren't doesn't didn't get got make made way thing things rea
 
 _WORD = re.compile(r"[A-Za-z]+(?:['\u2019][A-Za-z]+)?")
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
+_PERSONAL = re.compile(r"\b(?:i|i'm|i've|i'll|i'd|me|my|you|you're|you've|you'll|you'd|your|we|let's|us)\b", re.I)
 _LINE_END = re.compile(r"(?<![.!?:;\s])\s*\n\s*")
 
 # The shared penalty for degenerate answers (in units of a dimension's standard deviation).
@@ -170,8 +172,10 @@ def raw_signals(response: str) -> dict[str, float]:
     rare = sum(not _is_easy(w) for w in long_enough) / len(long_enough) if long_enough else 0.0
     long_ = sum(len(w) >= 9 for w in tokens) / n if n else 0.0
     content = {w for w in tokens if len(w) >= 3 and w not in STOPWORDS}
-    sentences = [s for s in _SENTENCE.findall(text) if words(s)]
-    sentiment = float(np.mean([_vader().polarity_scores(s)["compound"] for s in sentences])) if sentences else 0.0
+    # Tone towards the reader: sentiment of the sentences that say "I" or "you", not of the topic
+    # ("the Black Death killed millions" is sad, not unfriendly). No such sentence: neutral, 0.
+    personal = [s for s in _SENTENCE.findall(text) if _PERSONAL.search(s)]
+    sentiment = float(np.mean([_vader().polarity_scores(s)["compound"] for s in personal])) if personal else 0.0
     friendly = _count_markers(text, _FRIENDLY_RE) + text.count("!") + len(_SMILEYS.findall(text))
     curt = _count_markers(text, _CURT_RE)
     return {

@@ -73,7 +73,8 @@ def judge_orders(model, tokenizer, side: str, instructions, responses_a, respons
         enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         # left padding: positions count real tokens only, as in generation
         position_ids = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-        logits = model(**enc, position_ids=position_ids).logits[:, -1, :].float()   # (2 * pairs, vocab)
+        # logits_to_keep=1: only the answer position needs the (large) vocabulary projection
+        logits = model(**enc, position_ids=position_ids, logits_to_keep=1).logits[:, -1, :].float()   # (2 * pairs, vocab)
         # p = softmax over the two answer tokens only
         p = torch.softmax(logits[:, [id_a, id_b]], dim=-1)[:, 0]   # (2 * pairs,)
         for (i, order), value in zip(slots, p.tolist()):
