@@ -26,7 +26,7 @@ model: $(STAMP)
 	$(BIN)/rlphf-lab fetch-model
 
 lab: setup
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 # Unit + integration tests, then every notebook through nbmake, all in quick mode.
 test: setup
