@@ -36,6 +36,7 @@ def test_informativeness_direction_and_guards():
     assert A.score("P2B", REPETITIVE) < A.score("P2B", LONG)
     # ... and an empty (or near-empty) answer is not concise
     assert A.score("P2A", "") < A.score("P2A", SHORT)
+    assert A.score("P2A", "") < A.score("P2A", LONG)        # not even against a long ordinary answer
     assert A.score("P2A", "Yes") < A.score("P2A", SHORT)
     # looping is bad for every side
     for side in A.SIDES:
@@ -111,7 +112,8 @@ def test_constants_match_the_shipped_candidate_pool():
     for key, (mean, std) in A.SIGNAL_NORMS.items():
         assert signal_norms[key][0] == pytest.approx(mean, abs=0.01 * std + 1e-3)
         assert signal_norms[key][1] == pytest.approx(std, rel=0.02)
-    for dim, (_, std) in A.DIM_NORMS.items():
+    for dim, (mean, std) in A.DIM_NORMS.items():
+        assert dim_norms[dim][0] == pytest.approx(mean, abs=0.01)
         assert dim_norms[dim][1] == pytest.approx(std, rel=0.02)
 
 

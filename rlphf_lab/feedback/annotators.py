@@ -10,9 +10,9 @@ by hand (`explain(side, text)` shows them all):
                         + friendly vs curt marker words
 
 Every signal is standardised with fixed constants (mean / std over the shipped candidate pool, see
-`fit_norms`), a dimension is a weighted mean of its standardised signals (DIM_SIGNALS), and that
-mean is standardised again, so a dimension score is roughly N(0, 1) over the candidates. The two sides of a dimension are the
-same score with opposite signs:
+`fit_norms`) and clipped to [-3, 3]; a dimension is a weighted mean of its standardised signals
+(DIM_SIGNALS), standardised again, so a dimension score is roughly N(0, 1) over the candidates.
+The two sides of a dimension are the same score with opposite signs:
 
     score("P1B", y) = +d_P1(y)   (knowledgeable)     score("P1A", y) = -d_P1(y)   (elementary)
     score("P2B", y) = +d_P2(y)   (informative)       score("P2A", y) = -d_P2(y)   (concise)
@@ -57,7 +57,7 @@ SIGNAL_NORMS = {
     "sentiment": (0.1262, 0.2397),  # vaderSentiment compound, averaged over sentences with I / you / we
     "tone_markers": (0.1480, 0.3261),  # tanh(friendly markers - curt markers), see FRIENDLY / CURT
 }
-DIM_NORMS = {"P1": (0.0, 0.8994), "P2": (0.0, 0.9412), "P3": (0.0, 0.8624)}
+DIM_NORMS = {"P1": (-0.0045, 0.8887), "P2": (0.0159, 0.8750), "P3": (0.0006, 0.8606)}
 
 # Each dimension is a weighted mean of its standardised signals (weights sum to 1).
 DIM_SIGNALS = {
@@ -101,7 +101,9 @@ _LINE_END = re.compile(r"(?<![.!?:;\s])\s*\n\s*")
 # The shared penalty for degenerate answers (in units of a dimension's standard deviation).
 PENALTY = 6.0
 MIN_WORDS = 5                # fewer words than this: an answer that did not really answer
-MIN_DISTINCT_TRIGRAMS = 0.6  # below this fraction of distinct word trigrams: the answer loops
+MIN_DISTINCT_TRIGRAMS = 0.5  # below this fraction of distinct word trigrams: the answer loops
+FULL_LOOP = 0.2              # ... and at or below this one it gets the full penalty
+Z_CLIP = 3.0                 # standardised signals are clipped to [-3, 3]
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,13 +198,14 @@ def degeneracy_penalty(signals: dict[str, float]) -> float:
     """0 for ordinary text; up to PENALTY for (near-)empty answers and for answers that loop."""
     # fewer than MIN_WORDS words: linearly from PENALTY (empty) down to 0
     short = max(0.0, (MIN_WORDS - signals["n_words"]) / MIN_WORDS)
-    # distinct-trigram fraction below MIN_DISTINCT_TRIGRAMS: linearly up to PENALTY at 0.2
-    loop = min(1.0, max(0.0, (MIN_DISTINCT_TRIGRAMS - signals["distinct_trigram_frac"]) / 0.4))
+    # distinct-trigram fraction below MIN_DISTINCT_TRIGRAMS: linearly up to PENALTY at FULL_LOOP
+    loop = min(1.0, max(0.0, (MIN_DISTINCT_TRIGRAMS - signals["distinct_trigram_frac"]) / (MIN_DISTINCT_TRIGRAMS - FULL_LOOP)))
     return PENALTY * max(short, loop)
 
 
 def _standardise(signals: dict[str, float]) -> dict[str, float]:
-    return {k: (signals[k] - m) / s for k, (m, s) in SIGNAL_NORMS.items()}
+    # z = (x - mean) / std, clipped to [-Z_CLIP, Z_CLIP]: an empty answer is not 7 std "concise"
+    return {k: min(max((signals[k] - m) / s, -Z_CLIP), Z_CLIP) for k, (m, s) in SIGNAL_NORMS.items()}
 
 
 def _dims_from_signals(signals: dict[str, float]) -> dict[str, float]:
@@ -325,8 +328,9 @@ def fit_norms(responses: list[str]) -> tuple[dict, dict]:
                     for k in SIGNAL_NORMS}
     dim_norms = {}
     for dim, weights in DIM_SIGNALS.items():
-        mix = [sum(w * (r[k] - signal_norms[k][0]) / signal_norms[k][1] for k, w in weights.items()) for r in rows]
-        dim_norms[dim] = (0.0, float(np.std(mix)))     # a weighted sum of z-scores already has mean 0
+        z = [{k: min(max((r[k] - signal_norms[k][0]) / signal_norms[k][1], -Z_CLIP), Z_CLIP) for k in weights} for r in rows]
+        mix = [sum(w * zr[k] for k, w in weights.items()) for zr in z]
+        dim_norms[dim] = (float(np.mean(mix)), float(np.std(mix)))   # ~0 mean: clipping shifts it a little
     return signal_norms, dim_norms
 
 
