@@ -222,10 +222,12 @@ def _cmd_train_rewards(args) -> int:
     from .preferences import SIDES, get_preference
     from .rewards import train as T
 
-    sides = [get_preference(s).code for s in (args.sides.split(",") if args.sides else SIDES)]
+    from .feedback.annotators import GENERAL
+
+    sides = [s if s == GENERAL else get_preference(s).code for s in (args.sides.split(",") if args.sides else SIDES)]
     out_root = Path(args.out) if args.out else DATA_DIR / "reward_models"
     candidates = read_jsonl(DATA_DIR / "candidates.jsonl")
-    train_pairs, eval_pairs = load_pairs("pairs_train"), load_pairs("pairs_eval")
+    train_pairs, eval_pairs = load_pairs(args.train_pairs), load_pairs(args.eval_pairs)
     start = time.perf_counter()
     if args.backend == "features":
         from .models import load_policy
@@ -237,8 +239,11 @@ def _cmd_train_rewards(args) -> int:
         rows = T.train_trl_reward_models(candidates, train_pairs, eval_pairs, sides, out_root=out_root,
                                          max_steps=args.max_steps, seed=args.seed)
     csv_path = T.update_accuracy_csv(out_root / "accuracy.csv", rows)
-    write_provenance(out_root / args.backend, command="rlphf-lab " + " ".join(sys.argv[1:]), seed=args.seed,
-                     wall_time_s=time.perf_counter() - start, accuracy=rows)
+    # all six sides: <backend>.provenance.json; a subset: <backend>/<sides>.provenance.json beside their folders
+    record = out_root / args.backend if sides == list(SIDES) else out_root / args.backend / "+".join(sides)
+    write_provenance(record, command="rlphf-lab " + " ".join(sys.argv[1:]), seed=args.seed,
+                     wall_time_s=time.perf_counter() - start, accuracy=rows,
+                     train_pairs=args.train_pairs, eval_pairs=args.eval_pairs)
     for r in rows:
         print(f"{r['side']} [{r['backend']}] train acc {r['train_accuracy']:.3f}  eval acc {r['eval_accuracy']:.3f}  "
               f"({r['n_train']} train / {r['n_eval']} eval pairs, {r['seconds']} s)")
@@ -267,7 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-rewards", help="train one Bradley-Terry reward model per preference side")
     p.add_argument("--backend", choices=["features", "trl"], default="features",
                    help="features: frozen backbone + small head (seconds); trl: RewardTrainer + LoRA (slow on CPU)")
-    p.add_argument("--sides", default=None, help="comma-separated side codes (default: all six)")
+    p.add_argument("--sides", default=None, help="comma-separated side codes (default: all six), or 'general'")
+    p.add_argument("--train-pairs", default="pairs_train", help="shipped pair set or path (default pairs_train)")
+    p.add_argument("--eval-pairs", default="pairs_eval", help="shipped pair set or path (default pairs_eval)")
     p.add_argument("--epochs", type=int, default=300, help="features back end: full-batch epochs")
     p.add_argument("--max-steps", type=int, default=None, help="trl back end: optimizer steps (default one epoch)")
     p.add_argument("--seed", type=int, default=0)
@@ -294,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=None,
                    help="Bradley-Terry label noise (default: train 0.1, eval 0 = the annotator's own ranking)")
     p.add_argument("--tie-margin", type=float, default=0.25)
-    p.add_argument("--sides", default=None, help="comma-separated, default all six")
+    p.add_argument("--sides", default=None, help="comma-separated, default all six; 'general' for the RLHF baseline's rater")
     p.add_argument("--candidates", default=None, help="default data/candidates.jsonl")
     p.add_argument("--out", default=None, help="default data/feedback/pairs_<split>.jsonl")
     p.set_defaults(func=_cmd_label_pairs)

@@ -122,3 +122,24 @@ def test_check_noise_temperature(capsys):
     assert not A.check_noise_temperature(0.3)
     assert "higher" in capsys.readouterr().out
     assert not A.check_noise_temperature("warm")
+
+
+def test_general_rater_is_half_informative_half_friendly():
+    long_warm = ("Great question! I'm happy to help you with this. A refrigerator pumps a refrigerant through "
+                 "coils; it evaporates inside, absorbing heat from the food, and condenses outside, releasing "
+                 "that heat into the kitchen. I hope this helps you, and enjoy your cold drinks!")
+    short_curt = "Refrigerant moves heat outside. Obviously."
+    for text in (long_warm, short_curt):
+        d = A.dimension_scores(text)
+        penalty = A.degeneracy_penalty(A.raw_signals(text))
+        assert A.score("general", text) == pytest.approx(0.5 * d["P2"] + 0.5 * d["P3"] - penalty)
+    assert A.score("general", long_warm) > A.score("general", short_curt)
+
+
+def test_general_pairs_have_no_opposite_style_pair():
+    from rlphf_lab.feedback.pairs import make_preference_pairs
+
+    cands = [{"id": f"p0-{s}", "prompt_id": "p0", "split": "train", "instruction": "Hi?", "style": s,
+              "response": f"Answer number {i} " * (i + 2)} for i, s in enumerate(["none", "P1A", "P2A", "P2B"])]
+    pairs = make_preference_pairs(cands, "general", pairs_per_prompt=3, tie_margin=0.0, keep_ties=True)
+    assert len(pairs) == 3 and all(p["preference"] == "general" for p in pairs)

@@ -36,6 +36,12 @@ import numpy as np
 from ..preferences import SIDES, get_preference
 
 DIMS = ("P1", "P2", "P3")
+# The "generally better" rater behind the RLHF baseline. The paper asked GPT-4 which answer is better
+# with no stated preference; such judges are known to favour longer and warmer answers, so ours is
+# half informativeness, half friendliness (and indifferent to expertise):
+#     score("general", y) = 0.5 d_P2(y) + 0.5 d_P3(y) - penalty(y)
+GENERAL = "general"
+GENERAL_WEIGHTS = {"P2": 0.5, "P3": 0.5}
 SIGN = {"P1A": -1.0, "P1B": +1.0, "P2A": -1.0, "P2B": +1.0, "P3A": +1.0, "P3B": -1.0}
 
 # --------------------------------------------------------------------------------------------
@@ -229,6 +235,8 @@ def _check_dim(dim: str) -> str:
 
 
 def _check_side(side: str) -> str:
+    if side == GENERAL:
+        return side
     code = get_preference(side).code          # ValueError for unknown codes
     if code not in SIGN:
         raise ValueError(f"No simulated annotator for {code} ({get_preference(code).name}): sassiness and sarcasm "
@@ -248,14 +256,25 @@ def dimension_score(dim: str, response: str) -> float:
 
 
 def score(side: str, response: str, instruction: str | None = None) -> float:
-    """The simulated annotator of one side: higher is better for that side.
+    """The simulated annotator of one side (or of GENERAL): higher is better for that side.
 
     score(side, y) = sign(side) * d_dim(y) - penalty(y). `instruction` is ignored (the annotators
     judge the response alone), accepted so that every labeller has the same signature.
     """
     side = _check_side(side)
     signals = raw_signals(response)
-    return SIGN[side] * _dims_from_signals(signals)[side[:2]] - degeneracy_penalty(signals)
+    return side_scores(_dims_from_signals(signals), degeneracy_penalty(signals))[side]
+
+
+def side_scores(dims: dict[str, float], penalty: float) -> dict[str, float]:
+    """Every annotator's score from the dimension scores and the penalty: the six sides and GENERAL.
+
+        score(side)    = sign(side) * d_dim - penalty
+        score(general) = sum_dim GENERAL_WEIGHTS[dim] * d_dim - penalty
+    """
+    out = {side: SIGN[side] * dims[side[:2]] - penalty for side in SIDES}
+    out[GENERAL] = sum(w * dims[d] for d, w in GENERAL_WEIGHTS.items()) - penalty
+    return out
 
 
 def score_all(response: str, instruction: str | None = None) -> dict[str, float]:

@@ -49,14 +49,13 @@ def score_candidates(candidates: list[dict]) -> dict[str, dict]:
         signals = annotators.raw_signals(c["response"])
         dims = annotators._dims_from_signals(signals)
         penalty = annotators.degeneracy_penalty(signals)
-        out[c["id"]] = {"dims": dims, "penalty": penalty,
-                        "scores": {s: annotators.SIGN[s] * dims[s[:2]] - penalty for s in SIDES}}
+        out[c["id"]] = {"dims": dims, "penalty": penalty, "scores": annotators.side_scores(dims, penalty)}
     return out
 
 
 def choose_style_pairs(styles: list[str], side: str, n: int, rng: np.random.Generator) -> list[tuple[str, str]]:
     """n style pairs for one prompt: the side's opposite-style pair first, then random others."""
-    own = tuple(sorted((side, opposite(side))))
+    own = tuple(sorted((side, opposite(side)))) if side in SIDES else ("", "")   # GENERAL has no opposite
     everything = [p for p in itertools.combinations(sorted(styles, key=STYLE_ORDER.index), 2)]
     others = [p for p in everything if tuple(sorted(p)) != own]
     chosen = [own] if own[0] in styles and own[1] in styles else []
@@ -83,7 +82,7 @@ def make_preference_pairs(candidates: list[dict], side: str, *, pairs_per_prompt
     side = annotators._check_side(side)     # the simulated annotators cover the six main sides
     _check_settings(pairs_per_prompt, tie_margin, temperature)
     scores = scores if scores is not None else score_candidates(candidates)
-    rng = np.random.default_rng([seed, SIDES.index(side)])   # each side its own stream
+    rng = np.random.default_rng([seed, (*SIDES, annotators.GENERAL).index(side)])   # each side its own stream
     pairs = []
     for prompt_id, by_style in group_by_prompt(candidates).items():
         for k, (s1, s2) in enumerate(choose_style_pairs(list(by_style), side, pairs_per_prompt, rng)):
