@@ -33,30 +33,76 @@ def _mean_by_label(rows: list[dict], keys: tuple[str, ...]) -> dict[str, tuple[f
     return {label: tuple(sum(r[k] for r in members) / len(members) for k in keys) for label, members in groups.items()}
 
 
-def plot_pareto_front(rows: list[dict], x: str = "P2A", y: str = "P2B", reference: list[dict] | None = None,
+def plot_pareto_front(rows, x: str = "P2A", y: str = "P2B", reference: list[dict] | None = None,
                       ax=None, title: str | None = None):
     """Mean score on side `x` against mean score on side `y` along a soup sweep (notebook 06).
 
-    rows: from `soups.sweep_weights` (one per prompt and weight; averaged per label, joined in order).
+    rows: the dict `soups.pareto_front` returns (sweep, reference points, x and y in one), or rows
+    from `soups.sweep_weights` (one per prompt and weight; averaged per label, joined in order).
     reference: rows from `soups.generate_and_score` for single adapters or the prompting baseline,
-    drawn as separate labelled points.
+    drawn as separate labelled points. Points on the Pareto front of everything drawn (no other
+    point is better on both scores) get a black ring.
     """
     from .preferences import get_preference
+    from .soups import pareto_optimal
 
+    if isinstance(rows, dict):                     # soups.pareto_front(...)
+        front = rows
+        rows, reference, x, y = front["sweep"], front["reference"], front["x"], front["y"]
+        title = title or f"Soup from {front['start']} to {front['end']}"
     fig, ax = _axes(ax, figsize=(5.5, 4.5))
     front = _mean_by_label(rows, (x, y))
     xs, ys = [p[0] for p in front.values()], [p[1] for p in front.values()]
     ax.plot(xs, ys, "-o", color="tab:blue", label="soup sweep")
     for label, (px, py) in front.items():
         ax.annotate(label, (px, py), textcoords="offset points", xytext=(4, 4), fontsize=8, color="tab:blue")
+    points = list(front.values())
     if reference:
-        for (label, (px, py)), marker in zip(_mean_by_label(reference, (x, y)).items(), "s^vD*P"):
+        for (label, (px, py)), marker in zip(_mean_by_label(reference, (x, y)).items(), "s^vD*Ph"):
             ax.plot(px, py, marker, markersize=8, linestyle="none", label=label)
+            points.append((px, py))
+    best = [p for p, ok in zip(points, pareto_optimal(points)) if ok]
+    ax.scatter([p[0] for p in best], [p[1] for p in best], s=180, facecolors="none", edgecolors="black",
+               linewidths=1.0, label="on the Pareto front")
     ax.set_xlabel(f"mean {x} ({get_preference(x).name}) score")
     ax.set_ylabel(f"mean {y} ({get_preference(y).name}) score")
     ax.set_title(title or f"Soup weights from {x} to {y}: the trade-off")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def plot_pareto_fronts(fronts: list[dict], figsize=None):
+    """Several `soups.pareto_front` results side by side, one panel each."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(fronts), figsize=figsize or (5.5 * len(fronts), 4.8), squeeze=False)
+    for front, ax in zip(fronts, axes[0]):
+        plot_pareto_front(front, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sweep_scores(front: dict, ax=None):
+    """Mean x and y scores against the soup weight t (0 = start, 1 = end) of one `soups.pareto_front`,
+    with the prompting baselines as dashed lines in the same colours: does the soup move smoothly,
+    and how far does it reach compared with simply asking?"""
+    from .preferences import get_preference
+
+    fig, ax = _axes(ax, figsize=(6, 3.8))
+    means = _mean_by_label(front["sweep"], (front["x"], front["y"], "t"))
+    ts = [m[2] for m in means.values()]
+    refs = _mean_by_label(front["reference"], (front["x"], front["y"]))
+    for i, (code, color) in enumerate(((front["x"], "tab:blue"), (front["y"], "tab:orange"))):
+        ax.plot(ts, [m[i] for m in means.values()], "-o", color=color, label=f"soup: {code} {get_preference(code).name} score")
+        prompt = refs.get(f"prompting {code}")
+        if prompt is not None:
+            ax.axhline(prompt[i], color=color, linestyle="--", linewidth=1, label=f"prompting {code}: {code} score")
+    ax.set_xlabel(f"soup weight t ({front['start']} at 0 -> {front['end']} at 1)")
+    ax.set_ylabel("mean annotator score")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
 

@@ -27,15 +27,22 @@ from __future__ import annotations
 import copy
 import json
 import math
+import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import torch
 
-from .preferences import DIMENSIONS, get_preference, parse_combination
+from .config import DATA_DIR
+from .preferences import DIMENSIONS, SIDES, get_preference, parse_combination
 
 ADAPTER_CONFIG = "adapter_config.json"
+# The trained adapters shipped with the lab: data/adapters/<name>/adapter (PEFT folders), one per
+# preference side (Personalized Soups) plus the single-policy baselines of notebook 05.
+SHIPPED_DIR = DATA_DIR / "adapters"
+BASELINE_ADAPTERS = ("prompted-morl", "rlhf", "morlaif", "multitask")
 # PEFT's add_weighted_adapter methods that need `density` (the fraction of entries kept).
 DENSITY_METHODS = ("ties", "dare_linear", "dare_ties", "magnitude_prune", "ties_svd", "dare_linear_svd",
                    "dare_ties_svd", "magnitude_prune_svd")
@@ -148,6 +155,69 @@ def random_lora_adapters(model, names: Sequence[str], out_dir: str | Path, *, r:
         peft_model.save_pretrained(folders[name])
         model = peft_model.unload()      # take the LoRA layers out again
     return folders
+
+
+def shipped_adapter_dirs(names: Sequence[str] = SIDES, root: str | Path | None = None) -> dict[str, Path]:
+    """{name: folder} for the shipped adapters that exist: root/<name>/adapter with an adapter_config.json.
+
+    root defaults to data/adapters. Names whose folder is missing are left out (check the length).
+    """
+    root = Path(root) if root is not None else SHIPPED_DIR
+    found = {}
+    for name in names:
+        folder = root / name / "adapter"
+        if (folder / ADAPTER_CONFIG).is_file():
+            found[name] = folder
+    return found
+
+
+def load_soup(model=None, tokenizer=None, names: Sequence[str] = SIDES, *, root: str | Path | None = None,
+              fallback_dir: str | Path | None = None, fallback_std: float = 0.02, seed: int = 0,
+              verbose: bool = True):
+    """The policy with one LoRA adapter per preference side loaded, ready for `set_soup_weights`.
+
+    Uses the trained adapters shipped in data/adapters/<name>/adapter when all of `names` are there.
+    Otherwise (a fresh checkout before training, or the tests) it falls back to random stand-ins
+    (`random_lora_adapters`, same LoraConfig as PPO) and prints a note saying so: every soup
+    computation works the same, but the answers and fronts say nothing about the preferences.
+    model, tokenizer: the base policy (loaded with `models.load_policy()` when None).
+    Returns (model, tokenizer, source) with source "shipped" or "random".
+    """
+    from .models import load_policy
+
+    if model is None:
+        model, default_tok = load_policy()
+        tokenizer = tokenizer or default_tok
+    if tokenizer is None:
+        raise ValueError("Pass the tokenizer with the model (or neither: both are loaded).")
+    names = list(names)
+    dirs = shipped_adapter_dirs(names, root)
+    if len(dirs) == len(names):
+        source = "shipped"
+        model = load_adapters(model, dirs)
+        if verbose:
+            print(f"Loaded the trained adapters {', '.join(names)} from {Path(next(iter(dirs.values()))).parent.parent}.")
+    else:
+        source = "random"
+        missing = [n for n in names if n not in dirs]
+        if verbose:
+            print(f"NOTE: no trained adapters for {', '.join(missing)} in {root or SHIPPED_DIR} (they are made by "
+                  f"`rlphf-lab train-policy` and shipped with the lab). Using RANDOM stand-in adapters instead: "
+                  f"all the soup maths works the same, but the answers and scores below do not reflect the "
+                  f"preferences.")
+        out = Path(fallback_dir) if fallback_dir else Path(tempfile.mkdtemp(prefix="rlphf_random_adapters_"))
+        model = load_adapters(model, random_lora_adapters(model, names, out, std=fallback_std, seed=seed))
+    model.__dict__["_soup_source"] = source
+    return model, tokenizer, source
+
+
+def model_lock(model) -> threading.RLock:
+    """One lock per model: hold it while setting soup weights and generating, so that a widget's
+    background generation and a notebook cell never change the weights under each other."""
+    lock = model.__dict__.get("_soup_lock")
+    if lock is None:
+        lock = model.__dict__.setdefault("_soup_lock", threading.RLock())
+    return lock
 
 
 # --------------------------------------------------------------------------------------------
@@ -490,19 +560,18 @@ def logit_difference(model, tokenizer, prompts: Sequence[str], weights: dict[str
     distributions, and how often both pick the same most likely token. The model's weights are
     left as they were.
     """
-    before = soup_weights(model)
-    set_soup_weights(model, weights, normalize)
-    exact, mask = _logits(model, tokenizer, prompts)
-    name = average_ab_merge(model, weights, normalize=normalize)
-    try:
-        use_adapter(model, name)
-        approx, _ = _logits(model, tokenizer, prompts)
-    finally:
-        if any(before.values()):
-            set_soup_weights(model, before, normalize=False)
-        else:
-            set_soup_weights(model, weights, normalize)
-        model.delete_adapter(name)
+    with model_lock(model):
+        before = soup_weights(model)
+        set_soup_weights(model, weights, normalize)
+        exact, mask = _logits(model, tokenizer, prompts)
+        name = average_ab_merge(model, weights, normalize=normalize)
+        try:
+            use_adapter(model, name)
+            approx, _ = _logits(model, tokenizer, prompts)
+        finally:   # back to the soup first: deleting the active adapter would make PEFT pick another
+            set_soup_weights(model, before if any(before.values()) else weights,
+                             normalize=False if any(before.values()) else normalize)
+            model.delete_adapter(name)
     diff = (exact - approx).abs()[mask]                  # (real tokens, vocab)
     logp, logq = exact.log_softmax(-1)[mask], approx.log_softmax(-1)[mask]
     kl = (logp.exp() * (logp - logq)).sum(-1)            # KL(p || q) per token
@@ -548,14 +617,14 @@ def generate_and_score(model, tokenizer, prompts, *, weights: dict[str, float] |
 
     score_fn = score_fn or default_score_fn()
     instructions = _instructions(prompts)
-    if weights is not None:
-        set_soup_weights(model, weights)
-        answers = generate(model, tokenizer, instructions, preference, max_new_tokens=max_new_tokens,
-                           temperature=temperature, seed=seed, batch_size=batch_size)
-    else:
-        with model.disable_adapter():
-            answers = generate(model, tokenizer, instructions, preference, max_new_tokens=max_new_tokens,
-                               temperature=temperature, seed=seed, batch_size=batch_size)
+    kw = dict(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, batch_size=batch_size)
+    with model_lock(model):                 # a widget thread must not re-mix the model meanwhile
+        if weights is not None:
+            set_soup_weights(model, weights)
+            answers = generate(model, tokenizer, instructions, preference, **kw)
+        else:
+            with model.disable_adapter():
+                answers = generate(model, tokenizer, instructions, preference, **kw)
     return [{"label": label, "instruction": ins, "response": ans, **score_fn(ins, ans)}
             for ins, ans in zip(instructions, answers)]
 
@@ -595,3 +664,144 @@ def mean_scores(rows: list[dict], by: str = "label") -> list[dict]:
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k != by]
         out.append({by: key, "n": len(members), **{k: sum(m[k] for m in members) / len(members) for k in numeric}})
     return out
+
+
+def pareto_optimal(points: Sequence[tuple[float, float]]) -> list[bool]:
+    """For each (x, y) point, True when no other point is at least as good on both and better on one
+    (both objectives are maximised): the points that lie on the Pareto front."""
+    pts = [tuple(map(float, p)) for p in points]
+    return [not any(q[0] >= p[0] and q[1] >= p[1] and q != p for q in pts) for p in pts]
+
+
+def _single_side(spec) -> str | None:
+    """The side code when `spec` names exactly one side ("P2A" or {"P2A": 1}), else None."""
+    if isinstance(spec, dict):
+        named = [k for k, v in spec.items() if v]
+        return named[0] if len(named) == 1 else None
+    parsed = parse_combination(spec)
+    return parsed[0].code if len(parsed) == 1 else None
+
+
+def pareto_front(model, tokenizer, prompts, start, end, *, x: str | None = None, y: str | None = None,
+                 steps: int = 5, baselines: bool = True, score_fn=None, **generate_kw) -> dict:
+    """A Pareto front of the soup between `start` and `end`, with reference points to judge it by.
+
+    The soup sweep is `sweep_weights(start -> end)`; the objectives are the annotators' scores of
+    sides x and y (by default the sides `start` and `end` name):
+        two opposite adapters:  pareto_front(model, tok, prompts, "P2A", "P2B")   x = P2A, y = P2B
+        two dimensions:         pareto_front(model, tok, prompts, "P2A", "P3A")   concise vs friendly
+    Reference points, same prompts and seed:
+        adapter <side>          the sweep's two ends (a single adapter at weight 1), no extra generation
+        prompting <combo>       the base model (adapters off) with the preference prompt of the start
+                                side, the end side, and both together when they form a combination
+        base model              the base model with no preference prompt
+    Returns {"x", "y", "sweep": rows, "reference": rows, "points": [{label, x, y, t, pareto}]}:
+    `points` holds the mean scores per sweep step and per reference, and whether each is on the
+    Pareto front of all of them (`pareto_optimal`).
+    """
+    x = x or _single_side(start)
+    y = y or _single_side(end)
+    if not x or not y:
+        raise ValueError(f"Say which two scores to plot: x=..., y=... (side codes); {start!r} -> {end!r} "
+                         f"does not name one side at each end.")
+    score_fn = score_fn or default_score_fn()
+    sweep = sweep_weights(model, tokenizer, prompts, start, end, steps=steps, score_fn=score_fn, **generate_kw)
+    reference = []
+    for t, spec in ((0.0, start), (1.0, end)):
+        side = _single_side(spec)
+        if side:
+            reference += [{**r, "label": f"adapter {side}"} for r in sweep if r["t"] == t]
+    if baselines:
+        combos = [spec for spec in (start, end) if not isinstance(spec, dict)]
+        if len(combos) == 2:
+            try:
+                combos.append("+".join(p.code for p in parse_combination(f"{combos[0]}+{combos[1]}")))
+            except ValueError:               # two sides of one dimension: no joint prompt
+                pass
+        for combo in combos:
+            reference += generate_and_score(model, tokenizer, prompts, preference=combo, label=f"prompting {combo}",
+                                            score_fn=score_fn, **generate_kw)
+        reference += generate_and_score(model, tokenizer, prompts, label="base model", score_fn=score_fn,
+                                        **generate_kw)
+    points = []
+    for m in mean_scores(sweep):
+        points.append({"label": m["label"], "x": m[x], "y": m[y], "t": m["t"], "kind": "soup"})
+    for m in mean_scores(reference):
+        points.append({"label": m["label"], "x": m[x], "y": m[y], "t": None, "kind": "reference"})
+    for point, ok in zip(points, pareto_optimal([(p["x"], p["y"]) for p in points])):
+        point["pareto"] = ok
+    return {"x": x, "y": y, "start": start, "end": end, "sweep": sweep, "reference": reference, "points": points}
+
+
+# --------------------------------------------------------------------------------------------
+# Side by side: the exact soup against the merges that make a new adapter
+# --------------------------------------------------------------------------------------------
+
+def adapter_delta(model, name: str) -> dict[str, torch.Tensor]:
+    """Per layer, one adapter's own weight change s B A, (out, in) in fp32."""
+    return {m: s * B @ A for m, (A, B, s) in lora_factors(model, name).items()}
+
+
+MERGE_METHODS = ("exact", "ab_average", "cat", "linear", "ties", "dare_linear")
+
+
+@torch.no_grad()
+def compare_merges(model, tokenizer, prompts, weights: dict[str, float], methods: Sequence[str] = MERGE_METHODS,
+                   *, density: float = 0.5, score_fn=None, max_new_tokens: int = 64, temperature: float = 0.7,
+                   seed: int | None = 0) -> list[dict]:
+    """Every merge method on the same weights, prompts and seed; one row per method.
+
+    "exact" is the live soup (`set_soup_weights`); "ab_average" the reference code's merge
+    (`average_ab_merge`); the others PEFT's `add_weighted_adapter` (`peft_weighted_merge`,
+    `density` for ties / dare_*). Each row: {method, delta_gap (mean over layers of
+    ||delta - exact||_F / ||exact||_F), mean_kl and top1_agreement of the next-token
+    distributions against the exact soup, response (first prompt), scores (mean per side)}.
+    The merged adapters are deleted again and the soup is left as it was.
+    """
+    from .models import generate
+
+    score_fn = score_fn or default_score_fn()
+    instructions = _instructions(prompts)
+    kw = dict(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+    rows = []
+    with model_lock(model):
+        before = soup_weights(model)
+        exact = exact_delta(model, weights)
+        set_soup_weights(model, weights)
+        exact_logits, mask = _logits(model, tokenizer, instructions)
+        logp = exact_logits.log_softmax(-1)[mask]
+        created = []
+        try:
+            for method in methods:
+                if method == "exact":
+                    set_soup_weights(model, weights)
+                    delta = exact
+                else:
+                    if method == "ab_average":
+                        name = average_ab_merge(model, weights)
+                    else:
+                        name = peft_weighted_merge(model, weights, method,
+                                                   density=density if method in DENSITY_METHODS else None)
+                    created.append(name)
+                    use_adapter(model, name)
+                    delta = adapter_delta(model, name)
+                logits, _ = _logits(model, tokenizer, instructions)
+                logq = logits.log_softmax(-1)[mask]
+                answers = generate(model, tokenizer, instructions, **kw)
+                scores = [score_fn(i, a) for i, a in zip(instructions, answers)]
+                gaps = relative_gap(exact, delta)
+                rows.append({
+                    "method": method,
+                    "delta_gap": sum(gaps.values()) / len(gaps),
+                    # KL(exact || merge) per token, averaged over the real tokens of all prompts
+                    "mean_kl": (logp.exp() * (logp - logq)).sum(-1).mean().item(),
+                    "top1_agreement": (exact_logits.argmax(-1) == logits.argmax(-1))[mask].float().mean().item(),
+                    "response": answers[0],
+                    **{k: sum(sc[k] for sc in scores) / len(scores) for k in scores[0]},
+                })
+        finally:   # back to the soup first: deleting the active adapter would make PEFT pick another
+            restore = before if any(before.values()) else weights
+            set_soup_weights(model, restore, normalize=not any(before.values()))
+            for name in created:
+                model.delete_adapter(name)
+    return rows

@@ -6,7 +6,7 @@ import pytest
 
 from rlphf_lab import models, soups
 from rlphf_lab.preferences import SIDES
-from rlphf_lab.widgets_soup import SoupWidget, score_bars_html
+from rlphf_lab.widgets import SoupWidget, score_bars_html
 from tiny_models import tiny_llama, tiny_tokenizer
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing")
@@ -135,3 +135,19 @@ def test_default_scores_come_from_the_simulated_annotators(soup_model):
 def test_score_bars_name_the_sides():
     out = score_bars_html({"P2A": -1.2, "P2B": 1.2})
     assert "concise" in out and "informative" in out and "+1.20" in out and "-1.20" in out
+
+
+def test_the_widget_shares_the_model_lock_with_library_calls(soup_model):
+    model, _ = soup_model
+    w = make(soup_model, sync=True)
+    assert w._lock is soups.model_lock(model)
+
+
+def test_feedback_and_soup_widgets_live_in_one_module():
+    import importlib
+
+    from rlphf_lab import widgets
+
+    assert {"FeedbackWidget", "SoupWidget", "score_bars_html"} <= set(dir(widgets))
+    with pytest.raises(ImportError):
+        importlib.import_module("rlphf_lab.widgets_soup")

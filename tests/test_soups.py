@@ -252,3 +252,109 @@ def test_pareto_plot_draws_the_sweep_and_reference_points():
     line = fig.axes[0].lines[0]
     assert list(line.get_xdata()) == pytest.approx([1.1, 0.6, 0.1]) and list(line.get_ydata()) == pytest.approx([0.1, 0.6, 1.1])
     assert "concise" in fig.axes[0].get_xlabel() and len(fig.axes[0].lines) == 2
+
+
+# ---- Pareto fronts, merge comparison, shipped adapters, the model lock ---------------------------
+
+def test_pareto_optimal_marks_the_non_dominated_points():
+    points = [(0, 1), (1, 0), (0.5, 0.5), (0.2, 0.2), (0.5, 0.5), (1, 0)]
+    assert soups.pareto_optimal(points) == [True, True, True, False, True, True]   # ties both stay
+
+
+def _length_scores(instruction, response):
+    return {"P1A": -len(response) / 10, "P1B": len(response) / 10, "P2A": 1.0, "P2B": -1.0}
+
+
+def test_pareto_front_sweeps_and_adds_reference_points(soup):
+    tok = tiny_tokenizer()
+    front = soups.pareto_front(soup, tok, ["Hi", "Name a fruit."], "P1A", "P2A", steps=3,
+                               score_fn=_length_scores, max_new_tokens=4)
+    assert (front["x"], front["y"]) == ("P1A", "P2A")
+    labels = [p["label"] for p in front["points"]]
+    assert labels == ["t=0.00", "t=0.50", "t=1.00", "adapter P1A", "adapter P2A", "prompting P1A",
+                      "prompting P2A", "prompting P1A+P2A", "base model"]
+    # the single adapters are the sweep's ends, relabelled (no extra generation)
+    ends = [r["response"] for r in front["sweep"] if r["t"] == 0]
+    assert [r["response"] for r in front["reference"] if r["label"] == "adapter P1A"] == ends
+    assert all(isinstance(p["pareto"], bool) for p in front["points"]) and any(p["pareto"] for p in front["points"])
+    # opposite sides: no joint prompt; a combination at one end needs x and y named
+    labels = [p["label"] for p in soups.pareto_front(soup, tok, ["Hi"], "P1A", "P1B", steps=2,
+                                                     score_fn=_length_scores, max_new_tokens=2)["points"]]
+    assert "prompting P1A" in labels and "prompting P1B" in labels and not any("+" in lab for lab in labels)
+    with pytest.raises(ValueError, match="x=..., y=..."):
+        soups.pareto_front(soup, tok, ["Hi"], "P1A+P2A", "P1B", steps=2, score_fn=_length_scores)
+
+
+def test_compare_merges_exact_row_is_exact_and_cleans_up(soup):
+    tok = tiny_tokenizer()
+    before = soups.set_soup_weights(soup, {"P1A": 0.5, "P2A": 0.5})
+    reference = logits(soup)
+    rows = soups.compare_merges(soup, tok, ["Hi", "Name a fruit."], {"P1A": 0.3, "P1B": 0.7},
+                                methods=("exact", "ab_average", "cat", "linear", "ties"),
+                                score_fn=_length_scores, max_new_tokens=6)
+    by = {r["method"]: r for r in rows}
+    assert by["exact"]["delta_gap"] == 0 and by["exact"]["mean_kl"] == pytest.approx(0, abs=1e-6)
+    assert by["exact"]["top1_agreement"] == 1.0
+    assert by["cat"]["delta_gap"] < 1e-5                     # concatenating the ranks is exact
+    assert by["ab_average"]["delta_gap"] > 0.05 and by["linear"]["delta_gap"] > 0.05   # cross terms
+    assert by["ab_average"]["mean_kl"] > 0
+    assert soups.adapter_names(soup) == CODES and soups.soup_weights(soup) == before
+    assert torch.equal(logits(soup), reference)
+
+
+def test_shipped_adapters_are_found_or_replaced_by_random_ones(tmp_path, adapter_dirs, capsys):
+    import shutil
+
+    assert soups.shipped_adapter_dirs(CODES, root=tmp_path) == {}
+    model, tok, source = soups.load_soup(tiny_llama(), tiny_tokenizer(), CODES, root=tmp_path,
+                                         fallback_dir=tmp_path / "random")
+    assert source == "random" and soups.adapter_names(model) == CODES
+    assert "RANDOM stand-in" in capsys.readouterr().out
+    for code in CODES:                                        # ship them: data/adapters/<name>/adapter
+        shutil.copytree(adapter_dirs[code], tmp_path / "shipped" / code / "adapter")
+    found = soups.shipped_adapter_dirs(CODES, root=tmp_path / "shipped")
+    assert list(found) == CODES
+    model, tok, source = soups.load_soup(tiny_llama(), tiny_tokenizer(), CODES, root=tmp_path / "shipped")
+    assert source == "shipped" and "trained adapters" in capsys.readouterr().out
+    soups.set_soup_weights(model, {"P1B": 1.0})
+    alone = soups.load_adapters(tiny_llama(), {"P1B": adapter_dirs["P1B"]})
+    torch.testing.assert_close(logits(model), logits(alone))
+
+
+def test_generation_holds_the_model_lock(soup):
+    import threading
+
+    lock = soups.model_lock(soup)
+    assert soups.model_lock(soup) is lock
+    done = threading.Event()
+
+    def run():
+        soups.generate_and_score(soup, tiny_tokenizer(), ["Hi"], weights={"P1A": 1}, score_fn=_length_scores,
+                                 max_new_tokens=2)
+        done.set()
+
+    with lock:                      # e.g. the widget is writing an answer
+        thread = threading.Thread(target=run)
+        thread.start()
+        assert not done.wait(0.3)   # the cell waits instead of re-mixing the model under it
+    assert done.wait(20)
+    thread.join()
+
+
+def test_pareto_plot_takes_a_front_dict_and_rings_the_front():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rlphf_lab.plots import plot_pareto_front, plot_pareto_fronts, plot_sweep_scores
+
+    sweep = [{"label": f"t={t:.2f}", "t": t, "P2A": 1 - t, "P3A": t} for t in (0, 0.5, 1)]
+    reference = [{"label": "prompting P2A", "P2A": 0.2, "P3A": 0.1}, {"label": "prompting P3A", "P2A": 0.1, "P3A": 0.3}]
+    front = {"x": "P2A", "y": "P3A", "start": "P2A", "end": "P3A", "sweep": sweep, "reference": reference}
+    fig = plot_pareto_front(front)
+    ax = fig.axes[0]
+    ringed = ax.collections[0].get_offsets().tolist()
+    assert sorted(map(tuple, ringed)) == [(0.0, 1.0), (0.5, 0.5), (1.0, 0.0)]   # the references are dominated
+    assert "friendly" in ax.get_ylabel() and "P2A to P3A" in ax.get_title()
+    assert len(plot_pareto_fronts([front, front]).axes) == 2
+    lines = plot_sweep_scores(front).axes[0].lines
+    assert len(lines) == 4 and list(lines[0].get_xdata()) == [0, 0.5, 1]
