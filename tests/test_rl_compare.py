@@ -1,0 +1,152 @@
+"""Notebook 04/05 glue: the live plot, before/after tables, shipped adapters, and the TRL baseline
+(rl/live.py, rl/compare.py, rl/trl_baseline.py). Tiny random models only: seconds in all."""
+import pytest
+import torch
+
+from rlphf_lab.rl import PPOConfig, personalized_soups, toy_length_score_fn
+from rlphf_lab.rl import compare, trl_baseline
+from rlphf_lab.rl.live import LivePlot, plot_curves, plot_policy_scores
+from tiny_models import tiny_llama, tiny_tokenizer
+
+PROMPTS = ["Say hi.", "Name a fruit.", "Why is the sky blue?", "Count to three."]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_live_plot_records_every_iteration_and_draws_each_panel():
+    live = LivePlot(total=3, show=False)
+    for i in range(3):
+        live({"iteration": i + 1, "reward/score": 0.1 * i, "kl": 0.5 * i, "response_length": 10 - i})
+    assert len(live.history) == 3
+    assert live.series("kl") == ([1, 2, 3], [0.0, 0.5, 1.0])
+    for ax in live.axes:                      # each panel holds one line with all three points
+        assert len(ax.lines[0].get_xdata()) == 3
+    assert live.png().startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="at least one"):
+        LivePlot(panels=[], show=False)
+
+
+def test_live_plot_as_trainer_callback(tmp_path):
+    from rlphf_lab.rl import PPOTrainer
+
+    live = LivePlot(total=2, show=False)
+    obj = personalized_soups("P2A", toy_length_score_fn)
+    cfg = PPOConfig(output_dir=str(tmp_path), iterations=2, batch_size=2, mini_batch_size=1, ppo_epochs=1,
+                    max_new_tokens=6)
+    PPOTrainer(cfg, tiny_llama(), tiny_tokenizer(), PROMPTS, callback=live, **obj.trainer_kwargs()).train()
+    assert [m["iteration"] for m in live.history] == [1, 2]
+    xs, ys = live.series("reward/score")
+    assert len(ys) == 2
+
+
+def test_generate_and_score_with_and_without_adapter_and_tables():
+    from peft import LoraConfig, get_peft_model
+
+    tok = tiny_tokenizer()
+    model = get_peft_model(tiny_llama(), LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    base = compare.generate_and_score(model, tok, PROMPTS[:2], toy_length_score_fn, ["P2A", "P2B"], label="base",
+                                      use_adapter=False, max_new_tokens=5, weights=[1.0, 0.0])
+    assert [r["label"] for r in base] == ["base", "base"]
+    for r in base:
+        assert r["P2A"] == pytest.approx(-r["P2B"]) and r["reward"] == pytest.approx(r["P2A"])
+        assert isinstance(r["tokens"], int) and r["tokens"] >= 0
+    trained = compare.generate_and_score(model, tok, PROMPTS[:2], toy_length_score_fn, ["P2A"], label="trained",
+                                         max_new_tokens=5)
+    summary = compare.summarize(base + trained, ["P2A"])
+    assert [s["label"] for s in summary] == ["base", "trained"] and summary[0]["answers"] == 2
+    table = compare.side_by_side(base + trained, "P2A")
+    assert len(table) == 2 and set(table[0]) == {"instruction", "base", "trained"}
+    assert table[0]["base"].startswith("[")
+    fig = plot_policy_scores(summary, ["P2A"])
+    assert fig.axes
+    by = {"base": {"mean tokens": 10.0}, "trained": {"mean tokens": 6.0}}
+    assert compare.length_change([{"label": k, **v} for k, v in by.items()], "base", "trained") == pytest.approx(-0.4)
+
+
+def test_general_score_fn_is_the_average_raters_reward_and_keeps_other_columns():
+    scorer = compare.general_score_fn(toy_length_score_fn)
+    ins, resp = ["q", "q"], ["short", "a much longer answer with you and more words!"]
+    out = scorer(["general", "P2A"], ins, resp)
+    sides = toy_length_score_fn(["P1A", "P2B", "P3A"], ins, resp)
+    torch.testing.assert_close(out[:, 0], sides @ torch.tensor([0.5, 0.5, 1.0]) / 2.0)
+    torch.testing.assert_close(out[:, 1], toy_length_score_fn(["P2A"], ins, resp)[:, 0])
+    assert out[0, 0] != out[1, 0]                 # it depends on the response
+    assert compare.general_score_fn(toy_length_score_fn)(["P2B"], ins, resp).shape == (2, 1)
+
+
+def test_shipped_adapter_absent_and_present(tmp_path):
+    assert compare.shipped_adapter("P2A", root=tmp_path) is None
+    folder = tmp_path / "P2A" / "adapter"
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text("{}")
+    assert compare.shipped_adapter("P2A", root=tmp_path) == folder
+    assert compare.shipped_record(folder) == {}
+
+
+def test_with_seconds_accumulates_iteration_times():
+    rows = compare.with_seconds([{"time/total": 1.5}, {"time/total": 2.0}])
+    assert [r["seconds"] for r in rows] == [1.5, 3.5]
+    fig = plot_curves({"ours": rows}, key="time/total", x="seconds")
+    assert fig.axes[0].lines
+
+
+# --------------------------------------------------------------------------------------------
+# TRL glue
+# --------------------------------------------------------------------------------------------
+
+
+def test_trl_reward_funcs_score_plain_instruction_and_response_once_per_batch():
+    calls = []
+
+    def score_fn(codes, instructions, responses):
+        calls.append((list(codes), list(instructions), list(responses)))
+        return toy_length_score_fn(codes, instructions, responses)
+
+    funcs = trl_baseline.trl_reward_funcs(score_fn, ["P2A", "P2B"])
+    assert [f.__name__ for f in funcs] == ["P2A", "P2B"]
+    prompts = [[{"role": "user", "content": "Say hi. Be concise."}]] * 2
+    completions = [[{"role": "assistant", "content": "hi"}], [{"role": "assistant", "content": "hello there you"}]]
+    a = funcs[0](prompts=prompts, completions=completions, instruction=["Say hi.", "Say hi."], trainer_state=None)
+    b = funcs[1](prompts=prompts, completions=completions, instruction=["Say hi.", "Say hi."], trainer_state=None)
+    assert len(calls) == 1                        # one scorer pass serves both columns
+    assert calls[0][1] == ["Say hi.", "Say hi."] and calls[0][2] == ["hi", "hello there you"]
+    assert a == pytest.approx([-1 / 50, -3 / 50]) and b == pytest.approx([1 / 50, 3 / 50])
+    assert a[0] != a[1]                           # the reward depends on the response
+    # without an instruction column: the last user message
+    c = funcs[0](prompts=prompts, completions=["hi", "hello there you"])
+    assert calls[-1][1] == ["Say hi. Be concise."] * 2 and c == pytest.approx(a)
+    with pytest.raises(ValueError, match="at least one"):
+        trl_baseline.trl_reward_funcs(score_fn, [])
+
+
+def test_trl_config_matches_the_budget_and_rejects_bad_batches():
+    cfg = trl_baseline.trl_config("rloo", steps=3, batch_size=4, num_generations=2, max_new_tokens=12,
+                                  reward_weights=[1.0, 0.5])
+    assert (cfg.max_steps, cfg.per_device_train_batch_size, cfg.num_generations) == (3, 4, 2)
+    assert cfg.max_completion_length == 12 and cfg.reward_weights == [1.0, 0.5]
+    assert not cfg.bf16 and not cfg.gradient_checkpointing and cfg.disable_dropout
+    assert trl_baseline.trl_config("grpo", batch_size=2).num_generations == 2
+    with pytest.raises(ValueError, match="multiple of num_generations"):
+        trl_baseline.trl_config("rloo", batch_size=3, num_generations=2)
+    with pytest.raises(ValueError, match="Unknown TRL trainer"):
+        trl_baseline.trl_config("ppo")
+
+
+@pytest.mark.parametrize("kind", ["rloo", "grpo"])
+def test_train_trl_runs_and_logs_reward_per_step(kind, tmp_path):
+    run = trl_baseline.train_trl(kind, tiny_llama(), tiny_tokenizer(), PROMPTS, toy_length_score_fn, ["P2A", "P2B"],
+                                 weights=[1.0, 0.0], steps=2, batch_size=2, num_generations=2, max_new_tokens=6,
+                                 output_dir=str(tmp_path))
+    assert [h["step"] for h in run.history] == [1, 2]
+    assert all("reward" in h for h in run.history) and run.seconds > 0
+    assert run.history[-1]["seconds"] == pytest.approx(run.seconds)
+    assert hasattr(run.model, "disable_adapter")          # a PeftModel: the reference is the adapter switched off
+    assert trl_baseline.reward_per_second(0.0, 1.0, 4.0) == 0.25
+    with pytest.raises(ValueError):
+        trl_baseline.reward_per_second(0.0, 1.0, 0.0)
