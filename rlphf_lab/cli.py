@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _cmd_fetch_model(args) -> int:
@@ -215,6 +216,81 @@ def _cmd_train_policy(args) -> int:
     return 0
 
 
+def _cmd_train_sft(args) -> int:
+    from .config import REPO_ROOT, pick
+    from .data import CANDIDATES_FILE, read_jsonl
+    from .rl.sft import train_multitask_sft
+
+    candidates = read_jsonl(CANDIDATES_FILE)
+    out = Path(args.out) if args.out else REPO_ROOT / "runs" / "policies" / "multitask"
+    summary = train_multitask_sft(candidates, out, epochs=args.epochs, batch_size=args.batch_size,
+                                  max_steps=args.max_steps if args.max_steps is not None else pick(2, -1),
+                                  learning_rate=args.learning_rate, seed=args.seed,
+                                  command="rlphf-lab " + " ".join(sys.argv[1:]))
+    print(f"multitask SFT: {summary['examples']} examples, {summary['steps']} steps, loss {summary['loss']:.3f}, "
+          f"{summary['wall_time_s']} s; adapter in {out / 'adapter'}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    import time
+
+    from . import evaluate as E
+    from .config import pick
+    from .data import DATA_DIR, load_prompts, read_jsonl, write_provenance
+    from .models import load_policy
+
+    out = Path(args.out) if args.out else DATA_DIR / "evaluation"
+    adapters = Path(args.adapters) if args.adapters else DATA_DIR / "adapters"
+    responses_file = out / "responses.jsonl"
+    start = time.perf_counter()
+    model = tokenizer = None
+    if args.regenerate or not responses_file.exists():
+        methods = E.available_methods(adapters)
+        missing = [m for m in E.METHODS if m not in methods]
+        if missing:
+            print(f"note: no adapters for {missing} in {adapters}; evaluating {methods} only "
+                  f"(train them with `make artifacts`).", file=sys.stderr)
+        prompts = load_prompts("eval", limit=args.limit if args.limit is not None else pick(4, None))
+        model, tokenizer = load_policy()
+        rows = E.generate_responses(model, tokenizer, adapters, prompts, methods=methods,
+                                    max_new_tokens=args.max_new_tokens, seed=args.seed, batch_size=args.batch_size)
+        E.write_jsonl(responses_file, rows)
+        write_provenance(responses_file, command="rlphf-lab " + " ".join(sys.argv[1:]), seed=args.seed,
+                         wall_time_s=time.perf_counter() - start, prompts=len(prompts), methods=methods,
+                         max_new_tokens=args.max_new_tokens, device=str(model.device), adapters=str(adapters))
+        print(f"{len(rows)} answers in {responses_file}")
+        if args.generate_only:
+            return 0
+    rows = read_jsonl(responses_file)
+    verdicts = E.judge_responses(rows, seed=args.seed)
+    E.write_jsonl(out / "verdicts.jsonl", verdicts)
+    table = E.win_rate_table(verdicts, seed=args.seed)
+    sides = E.side_table(verdicts)
+    scores = E.mean_scores(rows)
+    for name, t in (("win_rates", table), ("win_rates_by_side", sides), ("mean_scores", scores)):
+        E.write_csv(out / f"{name}.csv", t)
+    summary = {"win_rates": table, "by_side": sides, "mean_scores": scores}
+    if args.ai_judge:
+        if model is None:
+            model, tokenizer = load_policy()
+        ai_rows = E.ai_judge_verdicts(model, tokenizer, rows, verdicts, n=args.ai_judge, seed=args.seed)
+        E.write_jsonl(out / "ai_judge.jsonl", ai_rows)
+        summary["ai_judge"] = E.agreement(ai_rows)
+    md = ["## Win rates against the vanilla model (simulated annotators; 95% bootstrap CI over prompts)", "",
+          E.markdown_table(table), "", "## Win rate per side", "", E.markdown_table(sides), "",
+          "## Mean annotator score per side, and length", "", E.markdown_table(scores)]
+    if "ai_judge" in summary:
+        md += ["", "## AI judge (the 135M model) on a sample of the same comparisons", "",
+               E.markdown_table([summary["ai_judge"]])]
+    (out / "win_rates.md").write_text("\n".join(md) + "\n")
+    write_provenance(out / "win_rates.csv", command="rlphf-lab " + " ".join(sys.argv[1:]), seed=args.seed,
+                     wall_time_s=time.perf_counter() - start, responses=str(responses_file),
+                     ai_judge=summary.get("ai_judge"))
+    print("\n".join(md))
+    return 0
+
+
 def _cmd_train_rewards(args) -> int:
     import time
 
@@ -280,6 +356,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output root (default data/reward_models)")
     p.set_defaults(func=_cmd_train_rewards)
+
+    p = sub.add_parser("train-sft", help="multitask SFT baseline: LoRA fine-tuning on every combination's preferred responses")
+    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-steps", type=int, default=None, help="stop after n optimizer steps (quick mode: 2)")
+    p.add_argument("--learning-rate", type=float, default=2e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="output folder (default runs/policies/multitask)")
+    p.set_defaults(func=_cmd_train_sft)
+
+    p = sub.add_parser("evaluate", help="win rates of every method against the vanilla model over the 8 combinations")
+    p.add_argument("--adapters", default=None, help="folder of trained adapters (default data/adapters)")
+    p.add_argument("--out", default=None, help="output folder (default data/evaluation)")
+    p.add_argument("--limit", type=int, default=None, help="first n eval prompts (quick mode: 4)")
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--regenerate", action="store_true", help="sample new answers even if OUT/responses.jsonl exists")
+    p.add_argument("--generate-only", action="store_true", help="write responses.jsonl and stop (e.g. on a GPU)")
+    p.add_argument("--ai-judge", type=int, default=0, metavar="N", help="also ask the AI judge on N sampled comparisons")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("generate-candidates", help="sample one response per prompt and preference prompt (resumable)")
     p.add_argument("--split", default=None, choices=["train", "eval"], help="default: both")

@@ -85,6 +85,7 @@ def write_provenance(artifact: str | Path, *, command: str, seed: int | None, wa
                                 cwd=DATA_DIR.parent, timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
+    commit = commit or os.environ.get("RLPHF_COMMIT")     # a copy of the tree without .git (a remote GPU)
     record = {
         "artifact": artifact.name,
         "command": command,

@@ -1,0 +1,366 @@
+"""Evaluation: do soups serve each of the 8 combinations as well as training for it?
+
+The paper's protocol (RLPHF, Jang et al. 2023, section 5), with our simulated annotators as judges:
+
+    for every eval prompt x and combination c = (s1, s2, s3):
+        each method answers x (with c's preference prompt where the method uses one)
+        for every side s of c:  judge_s(method's answer, vanilla answer) -> win / tie / loss
+    win rate of a method on c = mean over prompts and c's three sides of
+                                1 (win), 1/2 (tie), 0 (loss)
+
+Methods (`METHODS`): the vanilla model (the baseline everyone is compared with), preference
+prompting, the RLHF baseline, the multitask SFT baseline, Prompted-MORL, and the Personalized
+Soup of c's three adapters (exact soup, weight 1/3 each). The MORLAIF adapter is one fixed
+scalarization (P1A+P2A+P3A), so it is reported beside the table, not as a method for every c.
+
+    responses = generate_responses(model, tokenizer, adapters_dir, prompts)      # slow part (GPU)
+    verdicts  = judge_responses(responses)                                       # seconds
+    table     = win_rate_table(verdicts)                                         # + bootstrap CIs
+
+`rlphf-lab evaluate` runs all three and writes CSV + markdown tables under data/evaluation/.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import random
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .feedback import annotators
+from .preferences import apply_preference, combinations, parse_combination
+
+METHODS = ("prompting", "rlhf", "multitask", "prompted-morl", "soup")
+BASELINE = "vanilla"
+# which adapter a method uses, and whether its input carries the combination's preference prompt
+METHOD_SPEC = {
+    "vanilla": (None, False),
+    "prompting": (None, True),
+    "rlhf": ("rlhf", False),
+    "multitask": ("multitask", True),
+    "prompted-morl": ("prompted-morl", True),
+    "morlaif": ("morlaif", False),
+    "soup": ("soup", False),
+}
+SIDE_ADAPTERS = ("P1A", "P1B", "P2A", "P2B", "P3A", "P3B")
+TIE_MARGIN = 0.25      # the annotators' tie margin for the shipped pair labels (rlphf_lab.feedback.pairs)
+
+
+def adapter_folder(adapters_dir: str | Path, name: str) -> Path:
+    """data/adapters/<name>/adapter (what train-policy / train-sft write), or <name> itself."""
+    root = Path(adapters_dir) / name
+    return root / "adapter" if (root / "adapter").exists() else root
+
+
+def available_methods(adapters_dir: str | Path, methods: Sequence[str] = METHODS) -> list[str]:
+    """The methods whose adapters exist (vanilla and prompting need none)."""
+    out = []
+    for m in methods:
+        adapter, _ = METHOD_SPEC[m]
+        needed = SIDE_ADAPTERS if adapter == "soup" else ([adapter] if adapter else [])
+        if all((adapter_folder(adapters_dir, n) / "adapter_config.json").exists() for n in needed):
+            out.append(m)
+    return out
+
+
+def load_evaluation_model(model, adapters_dir: str | Path, methods: Sequence[str]):
+    """The base model with every adapter the methods need loaded once (soups switch by scales)."""
+    from .soups import load_adapters
+
+    names = set()
+    for m in methods:
+        adapter, _ = METHOD_SPEC[m]
+        if adapter == "soup":
+            names.update(SIDE_ADAPTERS)
+        elif adapter:
+            names.add(adapter)
+    if not names:
+        return model
+    ordered = [n for n in (*SIDE_ADAPTERS, "rlhf", "multitask", "prompted-morl", "morlaif") if n in names]
+    return load_adapters(model, {n: adapter_folder(adapters_dir, n) for n in ordered})
+
+
+def _select(model, method: str, combo: str) -> None:
+    """Point the loaded model at one method: one adapter at weight 1, or the combination's soup."""
+    from .soups import set_soup_weights
+
+    adapter, _ = METHOD_SPEC[method]
+    if adapter == "soup":
+        set_soup_weights(model, {p.code: 1.0 for p in parse_combination(combo)})      # 1/3 each
+    elif adapter:
+        set_soup_weights(model, {adapter: 1.0})
+
+
+def generate_responses(model, tokenizer, adapters_dir: str | Path, prompts: list[dict], *,
+                       combos: Sequence[str] | None = None, methods: Sequence[str] = METHODS,
+                       max_new_tokens: int = 128, seed: int = 0, batch_size: int = 64,
+                       progress: bool = True) -> list[dict]:
+    """Every method's answer to every prompt, per combination where the method depends on it.
+
+    `model` is the base model (its adapters get loaded here). Returns rows {prompt_id, instruction,
+    method, combination ("" for methods that ignore it), response}. Seeded: the same seed gives
+    every method the same sampling noise stream per batch.
+    """
+    from .models import generate
+
+    combos = list(combos or combinations())
+    methods = [BASELINE] + [m for m in methods if m != BASELINE]
+    peft_model = load_evaluation_model(model, adapters_dir, methods)
+    instructions = [p["instruction"] for p in prompts]
+    rows = []
+    for method in methods:
+        adapter, prompted = METHOD_SPEC[method]
+        per_combo = prompted or adapter == "soup"
+        for combo in (combos if per_combo else [""]):
+            start = time.perf_counter()
+            inputs = [apply_preference(x, combo) if prompted else x for x in instructions]
+            if adapter is None and peft_model is not model:
+                with peft_model.disable_adapter():
+                    answers = generate(peft_model, tokenizer, inputs, max_new_tokens=max_new_tokens, seed=seed,
+                                       batch_size=batch_size)
+            else:
+                if adapter:
+                    _select(peft_model, method, combo)
+                answers = generate(peft_model, tokenizer, inputs, max_new_tokens=max_new_tokens, seed=seed,
+                                   batch_size=batch_size)
+            rows += [{"prompt_id": p["id"], "instruction": p["instruction"], "method": method, "combination": combo,
+                      "response": a} for p, a in zip(prompts, answers)]
+            if progress:
+                print(f"{method:14s} {combo or '(any)':12s} {len(answers)} answers in {time.perf_counter() - start:.1f} s",
+                      flush=True)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Judging: one criterion at a time, against the vanilla answer, order randomised, ties allowed
+# --------------------------------------------------------------------------------------------
+
+def judge_responses(rows: list[dict], *, combos: Sequence[str] | None = None, tie_margin: float = TIE_MARGIN,
+                    seed: int = 0) -> list[dict]:
+    """Verdicts of the simulated annotators: for every (prompt, combination, method, side of the
+    combination), the method's answer against the vanilla answer.
+
+    The answers are shown in a random order (recorded in `order`); the annotators are symmetric, so
+    the order cannot change their verdict, but the same records feed the AI judge, which is not.
+    Returns rows {prompt_id, combination, method, side, order, score_method, score_vanilla, verdict}
+    with verdict in {"win", "tie", "loss"} from the method's point of view.
+    """
+    combos = list(combos or combinations())
+    vanilla = {r["prompt_id"]: r for r in rows if r["method"] == BASELINE}
+    if not vanilla:
+        raise ValueError("No vanilla answers in the rows: generate_responses always adds them; pass its output.")
+    cache: dict[str, dict] = {}
+
+    def scores(text: str) -> dict:
+        if text not in cache:
+            cache[text] = annotators.score_all(text)
+        return cache[text]
+
+    rng = random.Random(seed)
+    out = []
+    for r in rows:
+        if r["method"] == BASELINE:
+            continue
+        base = vanilla[r["prompt_id"]]
+        for combo in ([r["combination"]] if r["combination"] else combos):
+            for p in parse_combination(combo):
+                s_m, s_v = scores(r["response"])[p.code], scores(base["response"])[p.code]
+                verdict = "tie" if abs(s_m - s_v) <= tie_margin else ("win" if s_m > s_v else "loss")
+                out.append({"prompt_id": r["prompt_id"], "combination": combo, "method": r["method"], "side": p.code,
+                            "order": "method-first" if rng.random() < 0.5 else "vanilla-first",
+                            "score_method": round(s_m, 4), "score_vanilla": round(s_v, 4), "verdict": verdict})
+    return out
+
+
+POINTS = {"win": 1.0, "tie": 0.5, "loss": 0.0}
+
+
+def win_rate(verdicts: list[dict]) -> float:
+    """Mean of 1 (win), 1/2 (tie), 0 (loss)."""
+    return float(np.mean([POINTS[v["verdict"]] for v in verdicts])) if verdicts else float("nan")
+
+
+def bootstrap_ci(verdicts: list[dict], n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap over prompts: resample prompt ids with replacement, recompute the win rate."""
+    by_prompt: dict[str, list[float]] = {}
+    for v in verdicts:
+        by_prompt.setdefault(v["prompt_id"], []).append(POINTS[v["verdict"]])
+    if not by_prompt:
+        return float("nan"), float("nan")
+    sums = np.array([sum(x) for x in by_prompt.values()])
+    counts = np.array([len(x) for x in by_prompt.values()])
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(len(sums), size=(n_boot, len(sums)))
+    rates = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+    return float(np.quantile(rates, alpha / 2)), float(np.quantile(rates, 1 - alpha / 2))
+
+
+def win_rate_table(verdicts: list[dict], methods: Sequence[str] | None = None, combos: Sequence[str] | None = None,
+                   n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """One row per method: win rate per combination and on average, with a bootstrap CI for the average.
+
+    Also the win rate per dimension side (how often the method beats vanilla on 'concise', ...)."""
+    combos = list(combos or combinations())
+    methods = list(methods or dict.fromkeys(v["method"] for v in verdicts))
+    table = []
+    for m in methods:
+        mine = [v for v in verdicts if v["method"] == m]
+        if not mine:
+            continue
+        row = {"method": m}
+        for c in combos:
+            row[c] = win_rate([v for v in mine if v["combination"] == c])
+        row["average"] = win_rate(mine)
+        row["ci_low"], row["ci_high"] = bootstrap_ci(mine, n_boot=n_boot, seed=seed)
+        row["wins"] = sum(v["verdict"] == "win" for v in mine)
+        row["ties"] = sum(v["verdict"] == "tie" for v in mine)
+        row["losses"] = sum(v["verdict"] == "loss" for v in mine)
+        table.append(row)
+    return table
+
+
+def side_table(verdicts: list[dict], methods: Sequence[str] | None = None) -> list[dict]:
+    """Win rate per method and side (averaged over the combinations that contain the side)."""
+    methods = list(methods or dict.fromkeys(v["method"] for v in verdicts))
+    rows = []
+    for m in methods:
+        row = {"method": m}
+        for s in SIDE_ADAPTERS:
+            row[s] = win_rate([v for v in verdicts if v["method"] == m and v["side"] == s])
+        rows.append(row)
+    return rows
+
+
+def mean_scores(rows: list[dict]) -> list[dict]:
+    """Mean annotator score of every method on every side (its answers for combinations containing the
+    side, or all its answers when it ignores the combination), plus mean length in words."""
+    out = []
+    for m in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == m]
+        row = {"method": m, "words": float(np.mean([len(r["response"].split()) for r in mine]))}
+        for s in SIDE_ADAPTERS:
+            texts = [r["response"] for r in mine if not r["combination"] or s in r["combination"].split("+")]
+            row[s] = float(np.mean([annotators.score(s, t) for t in texts])) if texts else float("nan")
+        out.append(row)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The AI judge on a sample of the same comparisons
+# --------------------------------------------------------------------------------------------
+
+def ai_judge_verdicts(model, tokenizer, rows: list[dict], verdicts: list[dict], *, n: int = 200, seed: int = 0,
+                      batch_size: int = 16) -> list[dict]:
+    """The 135M model as judge (MORLAIF's principle prompt, both orders) on n sampled comparisons.
+
+    Each sampled verdict gets `ai_verdict` (win / tie / loss for the method; "tie" when the two
+    orders disagree) so `agreement` can compare it with the simulated annotator.
+    """
+    from .feedback.judge import judge_orders
+
+    answer = {(r["prompt_id"], r["method"], r["combination"]): r["response"] for r in rows}
+    instruction = {r["prompt_id"]: r["instruction"] for r in rows}
+    rng = random.Random(seed)
+    sample = rng.sample(verdicts, min(n, len(verdicts)))
+    out = []
+    for side in SIDE_ADAPTERS:
+        mine = [v for v in sample if v["side"] == side]
+        if not mine:
+            continue
+        ins = [instruction[v["prompt_id"]] for v in mine]
+        ours = [answer.get((v["prompt_id"], v["method"], v["combination"]), answer.get((v["prompt_id"], v["method"], "")))
+                for v in mine]
+        base = [answer[(v["prompt_id"], BASELINE, "")] for v in mine]
+        # shown in the recorded order; judge_orders also asks the swapped order
+        first = [o if v["order"] == "method-first" else b for v, o, b in zip(mine, ours, base)]
+        second = [b if v["order"] == "method-first" else o for v, o, b in zip(mine, ours, base)]
+        p_ab, p_ba = judge_orders(model, tokenizer, side, ins, first, second, batch_size=batch_size)
+        for v, pab, pba in zip(mine, p_ab, p_ba):
+            # pab = P("A") shown as (first, second): first better; pba = P("A") shown as (second, first)
+            first_wins = [pab > 0.5, pba < 0.5]
+            if first_wins[0] != first_wins[1]:
+                ai = "tie"
+            else:
+                method_wins = first_wins[0] == (v["order"] == "method-first")
+                ai = "win" if method_wins else "loss"
+            out.append({**v, "ai_verdict": ai})
+    return out
+
+
+def agreement(ai_rows: list[dict]) -> dict:
+    """How often the AI judge's verdict equals the annotator's, over all and over decisive pairs."""
+    if not ai_rows:
+        return {"n": 0, "agreement": float("nan"), "decisive": 0, "decisive_agreement": float("nan")}
+    same = [r["ai_verdict"] == r["verdict"] for r in ai_rows]
+    decisive = [r for r in ai_rows if r["ai_verdict"] != "tie" and r["verdict"] != "tie"]
+    return {"n": len(ai_rows), "agreement": float(np.mean(same)),
+            "ai_tie_rate": float(np.mean([r["ai_verdict"] == "tie" for r in ai_rows])),
+            "decisive": len(decisive),
+            "decisive_agreement": float(np.mean([r["ai_verdict"] == r["verdict"] for r in decisive])) if decisive else float("nan"),
+            "ai_win_rate": win_rate([{**r, "verdict": r["ai_verdict"]} for r in ai_rows]),
+            "annotator_win_rate": win_rate(ai_rows)}
+
+
+# --------------------------------------------------------------------------------------------
+# Training cost: n preference sides -> how many policies, how many hours
+# --------------------------------------------------------------------------------------------
+
+def training_cost(dimensions: Sequence[int], seconds_per_run: float) -> list[dict]:
+    """Runs and wall time to serve every combination of `dimensions` (sides per dimension).
+
+    Personalized Soups trains one policy per side: sum_d n_d runs (linear). Training one policy per
+    combination (what soups avoid; Prompted-MORL trains one policy but must see every combination)
+    takes prod_d n_d runs. `seconds_per_run`: measured wall time of one PPO run.
+    """
+    rows = []
+    for k in range(1, len(dimensions) + 1):
+        dims = list(dimensions[:k])
+        sides, combos = int(sum(dims)), int(np.prod(dims))
+        rows.append({"dimensions": k, "sides": sides, "combinations": combos,
+                     "soup_runs": sides, "per_combination_runs": combos,
+                     "soup_hours": sides * seconds_per_run / 3600, "per_combination_hours": combos * seconds_per_run / 3600})
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------
+
+def write_jsonl(path: str | Path, rows: list[dict]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    return path
+
+
+def write_csv(path: str | Path, rows: list[dict]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def markdown_table(rows: list[dict], digits: int = 3) -> str:
+    """A markdown table of dict rows (floats rounded)."""
+    if not rows:
+        return ""
+    keys = list(rows[0])
+    fmt = lambda x: f"{x:.{digits}f}" if isinstance(x, float) else str(x)   # noqa: E731
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def set_eval_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
