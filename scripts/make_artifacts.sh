@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Train every shipped policy adapter with the project's own CLI, seeded, into data/adapters/:
+#   the six Personalized Soups sides, Prompted-MORL, the RLHF baseline, MORLAIF, the multitask SFT baseline.
+#
+#   bash scripts/make_artifacts.sh              # one run after another (CPU: about 2 days, see README)
+#   JOBS=10 bash scripts/make_artifacts.sh      # all at once: what we did on one H100 (CUDA is used when present)
+#   ONLY=P2A,P2B bash scripts/make_artifacts.sh # some of them
+#
+# Every run writes <out>/adapter (PEFT, safetensors) + adapter.provenance.json + metrics.csv and
+# checkpoints every 5 iterations; rerunning this script resumes unfinished runs (--resume).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LAB=${LAB:-.venv/bin/rlphf-lab}
+OUT=${OUT:-data/adapters}
+JOBS=${JOBS:-1}
+ITERS=${ITERS:-50}   # BATCH, MINI, NEW_TOKENS, SFT_STEPS shrink a smoke test
+LOGS=${LOGS:-runs/artifacts-logs}
+mkdir -p "$OUT" "$LOGS"
+export RLPHF_QUICK=0 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+
+PPO="--reward rm --iterations $ITERS --batch-size ${BATCH:-64} --mini-batch-size ${MINI:-16} --ppo-epochs 4 --max-new-tokens ${NEW_TOKENS:-128} --learning-rate 1e-4 --seed 0 --save-every 5 --resume"
+RUNS=(
+  "P1A|train-policy --preference P1A $PPO --out $OUT/P1A"
+  "P1B|train-policy --preference P1B $PPO --out $OUT/P1B"
+  "P2A|train-policy --preference P2A $PPO --out $OUT/P2A"
+  "P2B|train-policy --preference P2B $PPO --out $OUT/P2B"
+  "P3A|train-policy --preference P3A $PPO --out $OUT/P3A"
+  "P3B|train-policy --preference P3B $PPO --out $OUT/P3B"
+  "prompted-morl|train-policy --prompted-morl $PPO --out $OUT/prompted-morl"
+  "rlhf|train-policy --rlhf $PPO --out $OUT/rlhf"
+  "morlaif|train-policy --morlaif P1A,P2A,P3A $PPO --out $OUT/morlaif"
+  "multitask|train-sft --epochs 2 --batch-size 8 --seed 0 ${SFT_STEPS:+--max-steps $SFT_STEPS} --out $OUT/multitask"
+)
+
+$LAB fetch-model        # convert the model once, before parallel runs would race for the cache
+run_one() {
+  name=${1%%|*}; cmd=${1#*|}
+  if [ -n "${ONLY:-}" ] && [[ ",$ONLY," != *",$name,"* ]]; then return 0; fi
+  if [ -f "$OUT/$name/adapter/adapter.provenance.json" ]; then echo "$name: done already"; return 0; fi
+  echo "$name: rlphf-lab $cmd"
+  start=$(date +%s)
+  $LAB $cmd > "$LOGS/$name.log" 2>&1 && echo "$name: finished in $(( $(date +%s) - start )) s" \
+    || { echo "$name: FAILED, see $LOGS/$name.log"; return 1; }
+}
+export -f run_one; export LAB OUT LOGS ONLY
+printf '%s\n' "${RUNS[@]}" | xargs -P "$JOBS" -I{} bash -c 'run_one "$@"' _ {}
