@@ -246,8 +246,8 @@ def _cmd_evaluate(args) -> int:
     start = time.perf_counter()
     model = tokenizer = None
     if args.regenerate or not responses_file.exists():
-        methods = E.available_methods(adapters)
-        missing = [m for m in E.METHODS if m not in methods]
+        methods = E.available_methods(adapters, E.METHODS + E.EXTRA_METHODS)
+        missing = [m for m in E.METHODS + E.EXTRA_METHODS if m not in methods]
         if missing:
             print(f"note: no adapters for {missing} in {adapters}; evaluating {methods} only "
                   f"(train them with `make artifacts`).", file=sys.stderr)
@@ -265,7 +265,8 @@ def _cmd_evaluate(args) -> int:
     rows = read_jsonl(responses_file)
     verdicts = E.judge_responses(rows, seed=args.seed)
     E.write_jsonl(out / "verdicts.jsonl", verdicts)
-    table = E.win_rate_table(verdicts, seed=args.seed)
+    table = E.win_rate_table(verdicts, methods=[m for m in E.METHODS if any(v["method"] == m for v in verdicts)],
+                             seed=args.seed)
     sides = E.side_table(verdicts)
     scores = E.mean_scores(rows)
     for name, t in (("win_rates", table), ("win_rates_by_side", sides), ("mean_scores", scores)):

@@ -47,6 +47,9 @@ METHOD_SPEC = {
     "soup": ("soup", False),
 }
 SIDE_ADAPTERS = ("P1A", "P1B", "P2A", "P2B", "P3A", "P3B")
+METHOD_SPEC.update({side: (side, False) for side in SIDE_ADAPTERS})   # one side's adapter alone
+# answered too, for the score and length tables (not a method for every combination)
+EXTRA_METHODS = ("morlaif", *SIDE_ADAPTERS)
 TIE_MARGIN = 0.25      # the annotators' tie margin for the shipped pair labels (rlphf_lab.feedback.pairs)
 
 
@@ -81,6 +84,9 @@ def load_evaluation_model(model, adapters_dir: str | Path, methods: Sequence[str
     if not names:
         return model
     ordered = [n for n in (*SIDE_ADAPTERS, "rlhf", "multitask", "prompted-morl", "morlaif") if n in names]
+    if hasattr(model, "peft_config"):
+        raise ValueError("load_evaluation_model wants the base model, and this one already has adapters; "
+                         "load a fresh one with rlphf_lab.load_policy().")
     return load_adapters(model, {n: adapter_folder(adapters_dir, n) for n in ordered})
 
 

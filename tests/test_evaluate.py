@@ -1,0 +1,82 @@
+"""The evaluation's bookkeeping on hand-made answers: verdicts, win rates, bootstrap, cost."""
+import pytest
+
+from rlphf_lab import evaluate as E
+from rlphf_lab.feedback import annotators
+
+SHORT = "Water boils at 100 degrees."
+LONG = ("Water boils at 100 degrees Celsius at sea level because its vapour pressure then equals the air "
+        "pressure; higher up, the air pressure is lower, so water boils at a lower temperature, which is "
+        "why pasta takes longer to cook in the mountains and why pressure cookers cook faster.")
+
+
+def rows(method_text: str, combination: str = "P1A+P2A+P3A", method: str = "soup"):
+    return [{"prompt_id": "p1", "instruction": "Why does water boil?", "method": "vanilla", "combination": "",
+             "response": LONG},
+            {"prompt_id": "p1", "instruction": "Why does water boil?", "method": method,
+             "combination": combination, "response": method_text}]
+
+
+def test_verdicts_follow_the_annotators_one_side_at_a_time():
+    verdicts = E.judge_responses(rows(SHORT))
+    assert [v["side"] for v in verdicts] == ["P1A", "P2A", "P3A"]
+    by_side = {v["side"]: v for v in verdicts}
+    # the short answer is more concise than the long one: a win on P2A
+    assert annotators.score("P2A", SHORT) > annotators.score("P2A", LONG) + E.TIE_MARGIN
+    assert by_side["P2A"]["verdict"] == "win"
+    for v in verdicts:
+        assert v["score_method"] == pytest.approx(annotators.score(v["side"], SHORT), abs=1e-4)
+        assert v["order"] in ("method-first", "vanilla-first")
+
+
+def test_same_answer_ties_and_combination_free_methods_are_judged_for_every_combination():
+    verdicts = E.judge_responses(rows(LONG, combination="", method="rlhf"))
+    assert len(verdicts) == 8 * 3
+    assert {v["verdict"] for v in verdicts} == {"tie"}
+    assert E.win_rate(verdicts) == 0.5
+
+
+def test_win_rate_counts_ties_as_half():
+    v = [{"prompt_id": "a", "verdict": "win"}, {"prompt_id": "a", "verdict": "tie"},
+         {"prompt_id": "b", "verdict": "loss"}, {"prompt_id": "b", "verdict": "win"}]
+    assert E.win_rate(v) == pytest.approx((1 + 0.5 + 0 + 1) / 4)
+
+
+def test_bootstrap_interval_contains_the_estimate_and_collapses_without_variation():
+    v = [{"prompt_id": f"p{i}", "verdict": "win" if i % 3 else "loss"} for i in range(30)]
+    lo, hi = E.bootstrap_ci(v, n_boot=500)
+    assert lo < E.win_rate(v) < hi
+    same = [{"prompt_id": f"p{i}", "verdict": "win"} for i in range(10)]
+    assert E.bootstrap_ci(same) == (1.0, 1.0)
+
+
+def test_win_rate_table_has_every_combination_and_the_counts():
+    verdicts = E.judge_responses(rows(SHORT)) + E.judge_responses(rows(LONG, combination="", method="rlhf"))
+    table = {r["method"]: r for r in E.win_rate_table(verdicts, n_boot=50)}
+    assert set(table) == {"soup", "rlhf"}
+    assert table["rlhf"]["P1B+P2B+P3B"] == 0.5
+    assert table["soup"]["wins"] + table["soup"]["ties"] + table["soup"]["losses"] == 3
+    assert table["soup"]["P1B+P2B+P3B"] != table["soup"]["P1B+P2B+P3B"]     # NaN: no soup answer for it
+
+
+def test_training_cost_soups_linear_per_combination_product():
+    cost = E.training_cost([2, 2, 2, 2], seconds_per_run=3600)
+    assert [c["soup_runs"] for c in cost] == [2, 4, 6, 8]
+    assert [c["per_combination_runs"] for c in cost] == [2, 4, 8, 16]
+    assert cost[-1]["soup_hours"] == 8.0
+
+
+def test_markdown_table_rounds_floats():
+    md = E.markdown_table([{"method": "soup", "average": 0.61234}])
+    assert md.splitlines()[2] == "| soup | 0.612 |"
+
+
+def test_available_methods_needs_every_soup_adapter(tmp_path):
+    assert E.available_methods(tmp_path) == ["prompting"]
+    for side in E.SIDE_ADAPTERS[:5]:
+        (tmp_path / side / "adapter").mkdir(parents=True)
+        (tmp_path / side / "adapter" / "adapter_config.json").write_text("{}")
+    assert "soup" not in E.available_methods(tmp_path)
+    (tmp_path / "P3B").mkdir()
+    (tmp_path / "P3B" / "adapter_config.json").write_text("{}")
+    assert "soup" in E.available_methods(tmp_path)
