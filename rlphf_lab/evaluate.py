@@ -315,21 +315,59 @@ def agreement(ai_rows: list[dict]) -> dict:
 # Training cost: n preference sides -> how many policies, how many hours
 # --------------------------------------------------------------------------------------------
 
-def training_cost(dimensions: Sequence[int], seconds_per_run: float) -> list[dict]:
-    """Runs and wall time to serve every combination of `dimensions` (sides per dimension).
+COST_SCENARIOS = (("P1", (2,)), ("P1 x P2", (2, 2)), ("P1 x P2 x P3", (2, 2, 2)),
+                  ("P1 x P2 x P3 with P3C/P3D", (2, 2, 4)))
 
-    Personalized Soups trains one policy per side: sum_d n_d runs (linear). Training one policy per
-    combination (what soups avoid; Prompted-MORL trains one policy but must see every combination)
-    takes prod_d n_d runs. `seconds_per_run`: measured wall time of one PPO run.
+
+def training_cost(side_seconds: float, pmorl_seconds: float | None = None, pmorl_combinations: int = 8,
+                  scenarios=COST_SCENARIOS) -> list[dict]:
+    """Training runs and wall time to serve every combination, for growing sets of preference sides.
+
+    Personalized Soups: one PPO run per side, sum_d n_d runs (linear); a new side costs one more run.
+    One policy per combination: prod_d n_d runs (what soups avoid).
+    Prompted-MORL: one run, but it must see every combination, so with the same samples per
+    combination its length grows with their number: pmorl_seconds * combinations / pmorl_combinations,
+    and a new side means training it again from the start.
+    side_seconds, pmorl_seconds: measured wall times (adapter provenance records).
     """
     rows = []
-    for k in range(1, len(dimensions) + 1):
-        dims = list(dimensions[:k])
+    for label, dims in scenarios:
         sides, combos = int(sum(dims)), int(np.prod(dims))
-        rows.append({"dimensions": k, "sides": sides, "combinations": combos,
-                     "soup_runs": sides, "per_combination_runs": combos,
-                     "soup_hours": sides * seconds_per_run / 3600, "per_combination_hours": combos * seconds_per_run / 3600})
+        row = {"preferences": label, "sides": sides, "combinations": combos,
+               "soup_runs": sides, "soup_hours": sides * side_seconds / 3600,
+               "per_combination_runs": combos, "per_combination_hours": combos * side_seconds / 3600}
+        if pmorl_seconds is not None:
+            row["prompted_morl_runs"] = 1
+            row["prompted_morl_hours"] = pmorl_seconds * combos / pmorl_combinations / 3600
+        rows.append(row)
     return rows
+
+
+def run_seconds(adapters_dir: str | Path, names: Sequence[str]) -> dict[str, float]:
+    """Measured wall time of each trained adapter, from its provenance record."""
+    out = {}
+    for name in names:
+        record = adapter_folder(adapters_dir, name).with_name("adapter.provenance.json")
+        if record.exists():
+            out[name] = float(json.loads(record.read_text())["wall_time_s"])
+    return out
+
+
+def user_soup_weights(dimension_weights: dict[str, float], sharpness: float = 1.0) -> dict[str, float]:
+    """A user's weights over the dimensions (notebook 03's fit_my_weights: + = expert, informative,
+    friendly) -> soup weights per side, through one slider position per dimension:
+
+        t_dim = sigmoid(sharpness * sign_dim * w_dim),  sign = +1 for P1 (->P1B) and P2 (->P2B), -1 for P3 (->P3B)
+        weights = dimension_weights_to_sides(t)       (side A gets 1 - t, side B gets t)
+    """
+    from .soups import dimension_weights_to_sides
+
+    sign = {"P1": 1.0, "P2": 1.0, "P3": -1.0}
+    unknown = [d for d in dimension_weights if d not in sign]
+    if unknown:
+        raise ValueError(f"Unknown dimensions {unknown}; expected weights for P1, P2, P3 (fit_my_weights(...).weights).")
+    positions = {d: float(1.0 / (1.0 + np.exp(-sharpness * sign[d] * w))) for d, w in dimension_weights.items()}
+    return dimension_weights_to_sides(positions)
 
 
 # --------------------------------------------------------------------------------------------

@@ -291,3 +291,54 @@ def plot_recovered_vs_true(true, recovered, ax=None, title: str = "Held-out rate
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook 07: evaluation
+# --------------------------------------------------------------------------------------------
+
+def plot_win_rates(table: list[dict], combos: list[str] | None = None, ax=None,
+                   title: str = "Win rate against the vanilla model (simulated annotators)"):
+    """Grouped bars: one group per combination (+ the average with its bootstrap CI), one bar per method."""
+    import numpy as np
+
+    from .preferences import combinations
+
+    combos = combos or combinations()
+    fig, ax = _axes(ax, figsize=(11, 3.8))
+    groups = combos + ["average"]
+    width = 0.8 / max(1, len(table))
+    for k, row in enumerate(table):
+        xs = np.arange(len(groups)) + k * width
+        ys = [float(row.get(g, np.nan)) for g in groups]
+        ax.bar(xs, ys, width, label=row["method"])
+        ax.errorbar(xs[-1], ys[-1], yerr=[[ys[-1] - float(row["ci_low"])], [float(row["ci_high"]) - ys[-1]]],
+                    color="k", capsize=3, linewidth=1)
+    ax.axhline(0.5, color="gray", linestyle="--", linewidth=1)
+    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, [g.replace("+", "\n") for g in groups], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("win rate (ties count 1/2)")
+    ax.set_title(title)
+    ax.legend(ncol=len(table), fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_training_cost(cost: list[dict], ax=None):
+    """Training runs needed against the number of preference dimensions: soups (one per side) vs one
+    policy per combination; the second axis gives the measured hours."""
+    fig, ax = _axes(ax, figsize=(6, 3.5))
+    dims = [c["dimensions"] for c in cost]
+    ax.plot(dims, [c["soup_runs"] for c in cost], "-o", label="Personalized Soups: one run per side")
+    ax.plot(dims, [c["per_combination_runs"] for c in cost], "-s", label="one policy per combination")
+    for c in cost:
+        ax.annotate(f"{c['soup_hours']:.1f} h", (c["dimensions"], c["soup_runs"]), textcoords="offset points",
+                    xytext=(0, -14), ha="center", fontsize=8, color="tab:blue")
+        ax.annotate(f"{c['per_combination_hours']:.1f} h", (c["dimensions"], c["per_combination_runs"]),
+                    textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8, color="tab:orange")
+    ax.set_xlabel("preference dimensions (2 sides each; the last adds P3C/P3D: 4 sides)")
+    ax.set_ylabel("PPO training runs")
+    ax.set_xticks(dims)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

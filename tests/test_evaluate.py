@@ -60,10 +60,19 @@ def test_win_rate_table_has_every_combination_and_the_counts():
 
 
 def test_training_cost_soups_linear_per_combination_product():
-    cost = E.training_cost([2, 2, 2, 2], seconds_per_run=3600)
+    cost = E.training_cost(side_seconds=3600, pmorl_seconds=7200)
     assert [c["soup_runs"] for c in cost] == [2, 4, 6, 8]
     assert [c["per_combination_runs"] for c in cost] == [2, 4, 8, 16]
     assert cost[-1]["soup_hours"] == 8.0
+    assert cost[2]["prompted_morl_hours"] == 2.0 and cost[3]["prompted_morl_hours"] == 4.0
+
+
+def test_user_soup_weights_lean_towards_the_liked_sides():
+    w = E.user_soup_weights({"P1": -2.0, "P2": 3.0, "P3": 2.0})
+    assert w["P1A"] > w["P1B"] and w["P2B"] > w["P2A"] and w["P3A"] > w["P3B"]
+    assert all(abs(w[f"{d}A"] + w[f"{d}B"] - 1) < 1e-9 for d in ("P1", "P2", "P3"))
+    with pytest.raises(ValueError, match="P4"):
+        E.user_soup_weights({"P4": 1.0})
 
 
 def test_markdown_table_rounds_floats():
