@@ -246,8 +246,12 @@ def _cmd_evaluate(args) -> int:
     start = time.perf_counter()
     model = tokenizer = None
     if args.regenerate or not responses_file.exists():
-        methods = E.available_methods(adapters, E.METHODS + E.EXTRA_METHODS)
-        missing = [m for m in E.METHODS + E.EXTRA_METHODS if m not in methods]
+        wanted = tuple(args.methods.split(",")) if args.methods else E.METHODS + E.EXTRA_METHODS
+        unknown = [m for m in wanted if m not in E.METHOD_SPEC]
+        if unknown:
+            raise ValueError(f"Unknown methods {unknown}; choose from {', '.join(E.METHOD_SPEC)}.")
+        methods = E.available_methods(adapters, [m for m in wanted if m != E.BASELINE])
+        missing = [m for m in wanted if m not in methods and m != E.BASELINE]
         if missing:
             print(f"note: no adapters for {missing} in {adapters}; evaluating {methods} only "
                   f"(train them with `make artifacts`).", file=sys.stderr)
@@ -375,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--regenerate", action="store_true", help="sample new answers even if OUT/responses.jsonl exists")
     p.add_argument("--generate-only", action="store_true", help="write responses.jsonl and stop (e.g. on a GPU)")
+    p.add_argument("--methods", default=None, help="comma-separated subset, e.g. P2A,P2B (default: all; vanilla always)")
     p.add_argument("--ai-judge", type=int, default=0, metavar="N", help="also ask the AI judge on N sampled comparisons")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_evaluate)
