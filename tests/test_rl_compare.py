@@ -28,6 +28,9 @@ def test_live_plot_records_every_iteration_and_draws_each_panel():
     for ax in live.axes:                      # each panel holds one line with all three points
         assert len(ax.lines[0].get_xdata()) == 3
     assert live.png().startswith(b"\x89PNG")
+    live.for_run("other")({"iteration": 1, "reward/score": 2.0, "kl": 0.0, "response_length": 5})
+    assert live.runs() == [None, "other"] and live.series("reward/score", "other") == ([1], [2.0])
+    assert len(live.axes[0].lines) == 2       # one line per run
     with pytest.raises(ValueError, match="at least one"):
         LivePlot(panels=[], show=False)
 
@@ -150,3 +153,33 @@ def test_train_trl_runs_and_logs_reward_per_step(kind, tmp_path):
     assert trl_baseline.reward_per_second(0.0, 1.0, 4.0) == 0.25
     with pytest.raises(ValueError):
         trl_baseline.reward_per_second(0.0, 1.0, 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Exercises of notebooks 04 and 05
+# --------------------------------------------------------------------------------------------
+
+
+def test_check_token_rewards_accepts_the_library_and_explains_mistakes(capsys):
+    from rlphf_lab.rl import ppo
+    from rlphf_lab.rl.exercises import check_token_rewards
+
+    assert check_token_rewards(ppo.compute_rewards)
+
+    def score_at_position_T_minus_1(scores, logprobs, ref, mask, beta):
+        r = -beta * (logprobs - ref)
+        r[:, -1] += scores
+        return r
+
+    assert not check_token_rewards(score_at_position_T_minus_1)
+    assert "padding" in capsys.readouterr().out
+    assert not check_token_rewards(lambda *a: 1 / 0)
+
+
+def test_check_prompted_morl_reward(capsys):
+    from rlphf_lab.rl.exercises import check_prompted_morl_reward
+
+    assert check_prompted_morl_reward(lambda f, codes, ins, resp: f(codes, ins, resp).mean(dim=1))
+    assert not check_prompted_morl_reward(lambda f, codes, ins, resp: f(codes, ins, [""] * len(resp)).mean(dim=1))
+    assert "does not look at the response" in capsys.readouterr().out
+    assert not check_prompted_morl_reward(lambda f, codes, ins, resp: f(codes, ins, resp).sum(dim=1))

@@ -2,6 +2,7 @@
 
     live = LivePlot(total=config.iterations)          # reward, KL and response length, one panel each
     PPOTrainer(config, model, tok, prompts, callback=live, **objective.trainer_kwargs()).train()
+    PPOTrainer(..., callback=live.for_run("P2B"))     # several runs in one figure, a line each
 
 PPOTrainer calls `callback(metrics)` after every iteration (on the main process); LivePlot keeps
 the rows, redraws its figure and, in a notebook, replaces the image in place. It uses a plain
@@ -46,17 +47,30 @@ class LivePlot:
         if self.show:
             self._display()
 
-    def series(self, key: str) -> tuple[list[float], list[float]]:
-        """(iterations, values) of one metric so far; iterations without the key are skipped."""
-        rows = [m for m in self.history if key in m]
+    def for_run(self, name: str):
+        """A callback that tags every row with run=name: several runs share one figure, a line each."""
+        def callback(metrics: dict) -> None:
+            self({**metrics, "run": name})
+        return callback
+
+    def runs(self) -> list:
+        """The run names seen so far, in order (None for untagged rows)."""
+        return list(dict.fromkeys(m.get("run") for m in self.history))
+
+    def series(self, key: str, run=None) -> tuple[list[float], list[float]]:
+        """(iterations, values) of one metric of one run so far; rows without the key are skipped."""
+        rows = [m for m in self.history if key in m and m.get("run") == run]
         return [m.get("iteration", i + 1) for i, m in enumerate(rows)], [float(m[key]) for m in rows]
 
     def draw(self):
         """Redraw every panel from the history; returns the Figure."""
         for ax, (key, title) in zip(self.axes, self.panels):
             ax.clear()
-            xs, ys = self.series(key)
-            ax.plot(xs, ys, "-o", markersize=3)
+            for run in self.runs() or [None]:
+                xs, ys = self.series(key, run)
+                ax.plot(xs, ys, "-o", markersize=3, label=run)
+            if len(self.runs()) > 1 and ax is self.axes[0]:
+                ax.legend(fontsize=7)
             if key == "kl":
                 ax.axhline(0, color="k", linewidth=0.6)
             ax.set_title(title, fontsize=9)
@@ -117,7 +131,7 @@ def plot_policy_scores(summary: list[dict], columns: Sequence[str], ax=None, tit
     import numpy as np
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(1.2 + 1.1 * len(columns) * max(1, len(summary)) / 3, 3.8))
+        _, ax = plt.subplots(figsize=(min(14.0, 2.0 + 0.25 * len(columns) * max(1, len(summary))), 3.8))
     width = 0.8 / max(1, len(summary))
     x = np.arange(len(columns))
     for i, row in enumerate(summary):

@@ -1,0 +1,60 @@
+"""`check_...()` functions for the exercises of notebooks 04 (PPO) and 05 (multi-objective RL).
+Each prints right or not, and why, and returns a bool; none of them needs the real model."""
+from __future__ import annotations
+
+import torch
+
+from ..exercises import _result
+from . import ppo
+
+
+def check_token_rewards(fn) -> bool:
+    """Notebook 04: fn(scores (B,), logprobs, ref_logprobs, mask (B, T), kl_coef) -> rewards (B, T) with
+    r_t = -beta (log pi - log pi_ref) on real tokens, the score added at the LAST REAL token, 0 on padding."""
+    scores = torch.tensor([1.0, -2.0, 0.5])
+    logprobs = torch.tensor([[-1.0, -2.0, -0.5, -1.0], [-0.3, -0.2, -0.1, -0.4], [-2.0, -1.0, -1.5, -0.7]])
+    ref = torch.tensor([[-1.5, -2.0, -1.0, -1.0], [-0.3, -0.4, -0.3, -0.4], [-1.0, -1.0, -1.0, -1.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    try:
+        got = fn(scores.clone(), logprobs.clone(), ref.clone(), mask.clone(), 0.1)
+        got = torch.as_tensor(got[0] if isinstance(got, tuple) else got, dtype=torch.float32)
+    except Exception as err:  # show the student's error, do not crash the notebook
+        return _result(False, f"your function raised {type(err).__name__}: {err}")
+    want, _ = ppo.compute_rewards(scores, logprobs, ref, mask, 0.1)
+    if got.shape != want.shape:
+        return _result(False, f"expected shape {tuple(want.shape)} (one reward per token), got {tuple(got.shape)}.")
+    if torch.allclose(got, want, atol=1e-6):
+        return _result(True, "a KL penalty on every real token, the score on the last real one, zeros on padding.")
+    if (got * (1 - mask)).abs().sum() > 0:
+        return _result(False, "padding tokens (mask 0) got a reward: multiply by the mask, and put the score on "
+                              "the last token where mask is 1, not at position T-1.")
+    if not torch.allclose(got[0], want[0], atol=1e-6):
+        return _result(False, f"row 0 (no padding): expected {want[0].tolist()}, got {got[0].tolist()}. "
+                              f"r_t = -kl_coef * (logprobs - ref_logprobs), plus the score at the end.")
+    return _result(False, f"rows with padding are wrong: expected {want[1:].tolist()}, got {got[1:].tolist()}. "
+                          f"The last real token of row i is mask[i].sum() - 1.")
+
+
+def check_prompted_morl_reward(fn) -> bool:
+    """Notebook 05: fn(score_fn, codes, instructions, responses) -> (B,) the mean of the combination's side
+    rewards for each (plain instruction, RESPONSE). Checked with the word-count toy reward."""
+    from .multi import toy_length_score_fn
+
+    codes = ["P1A", "P2A", "P3A"]
+    instructions = ["Explain rain.", "Explain rain."]
+    responses = ["Rain is water falling from clouds!", "When clouds hold more water than they can carry, drops "
+                 "grow heavy and fall: that is rain, and you see it most where warm wet air rises and cools."]
+    try:
+        got = torch.as_tensor(fn(toy_length_score_fn, codes, instructions, responses), dtype=torch.float32)
+    except Exception as err:
+        return _result(False, f"your function raised {type(err).__name__}: {err}")
+    want = toy_length_score_fn(codes, instructions, responses).mean(dim=1)
+    if got.shape != want.shape:
+        return _result(False, f"expected shape {tuple(want.shape)} (one reward per response), got {tuple(got.shape)}.")
+    if torch.isclose(got[0], got[1]):
+        return _result(False, "both responses got the same reward: your reward does not look at the response "
+                              "(the reference Prompted-MORL code's bug). Pass the responses to score_fn.")
+    if not torch.allclose(got, want, atol=1e-5):
+        return _result(False, f"expected {want.tolist()}, got {got.tolist()}: average the combination's columns "
+                              f"(dim=1) of score_fn(codes, instructions, responses).")
+    return _result(True, "the mean of the combination's side rewards, and it changes when the response changes.")
