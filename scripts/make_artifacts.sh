@@ -14,9 +14,9 @@ LAB=${LAB:-.venv/bin/rlphf-lab}
 OUT=${OUT:-data/adapters}
 JOBS=${JOBS:-1}
 # The shipped settings, sized for a 2-core CPU (2 runs at a time with 1 thread each; see the README for the wall times).
-# ITERS, BATCH, MINI, NEW_TOKENS, LR, KL, SFT_EPOCHS, SFT_STEPS override them (e.g. a smoke test).
+# ITERS, BATCH, MINI, EPOCHS, NEW_TOKENS, LR, KL, SFT_EPOCHS, SFT_STEPS override them (e.g. a smoke test).
 ITERS=${ITERS:-10}
-PPO="--reward rm --iterations $ITERS --batch-size ${BATCH:-8} --mini-batch-size ${MINI:-4} --ppo-epochs 4 --max-new-tokens ${NEW_TOKENS:-128} --learning-rate ${LR:-3e-4} --init-kl-coef ${KL:-0.05} --seed 0 --save-every 5 --resume"
+PPO="--reward rm --iterations $ITERS --batch-size ${BATCH:-8} --mini-batch-size ${MINI:-4} --ppo-epochs ${EPOCHS:-2} --max-new-tokens ${NEW_TOKENS:-128} --learning-rate ${LR:-3e-4} --init-kl-coef ${KL:-0.05} --seed 0 --save-every 5 --resume"
 RUNS=(
   "P2A|train-policy --preference P2A $PPO --out $OUT/P2A"
   "P2B|train-policy --preference P2B $PPO --out $OUT/P2B"
