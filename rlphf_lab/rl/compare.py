@@ -84,7 +84,8 @@ def train_or_load(name: str, objective, config: PPOConfig, prompts: Sequence, *,
     if path is not None:
         record = shipped_record(path)
         history = [record["final_metrics"]] if record.get("final_metrics") else []
-        print(f"{name}: loaded the shipped adapter {path} ({record.get('iterations', '?')} iterations)")
+        print(f"{name}: loaded the shipped adapter {path} ({record.get('iterations', '?')} iterations; "
+              f"{record.get('command', 'command not recorded')})")
         return TrainedPolicy(name, load_adapter_policy(path), f"shipped: {path}", history,
                              float(record.get("wall_time_s", "nan")))
     trainer = train_live(objective, replace(config, output_dir=str(Path(config.output_dir) / name)), prompts,
