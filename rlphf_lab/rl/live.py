@@ -64,6 +64,8 @@ class LivePlot:
 
     def draw(self):
         """Redraw every panel from the history; returns the Figure."""
+        from matplotlib.ticker import MaxNLocator
+
         for ax, (key, title) in zip(self.axes, self.panels):
             ax.clear()
             for run in self.runs() or [None]:
@@ -76,6 +78,7 @@ class LivePlot:
             ax.set_title(title, fontsize=9)
             ax.set_xlabel("PPO iteration", fontsize=8)
             ax.tick_params(labelsize=8)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if self.total:
                 ax.set_xlim(0.5, self.total + 0.5)
             ax.grid(alpha=0.3)

@@ -139,11 +139,10 @@ def _step_callback(run: TRLRun):
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and run.history and "reward" in logs:
                 row = run.history[-1]
-                row["reward"] = logs["reward"]
-                row["reward/score"] = logs["reward"]
+                row["reward"] = row["reward/score"] = float(logs["reward"])
                 for key in ("kl", "completions/mean_length", "completions/clipped_ratio"):
                     if key in logs:
-                        row[key] = logs[key]
+                        row[key] = float(logs[key])
 
     return StepLog()
 
