@@ -158,15 +158,17 @@ def random_lora_adapters(model, names: Sequence[str], out_dir: str | Path, *, r:
 
 
 def shipped_adapter_dirs(names: Sequence[str] = SIDES, root: str | Path | None = None) -> dict[str, Path]:
-    """{name: folder} for the shipped adapters that exist: root/<name>/adapter with an adapter_config.json.
+    """{name: folder} for the shipped adapters that exist: root/<name>/adapter with an adapter_config.json
+    and its weights (adapter_model.safetensors).
 
-    root defaults to data/adapters. Names whose folder is missing are left out (check the length).
+    root defaults to data/adapters. Names whose folder is missing or incomplete (e.g. still being
+    written by a training run) are left out: compare the length with `names`.
     """
     root = Path(root) if root is not None else SHIPPED_DIR
     found = {}
     for name in names:
         folder = root / name / "adapter"
-        if (folder / ADAPTER_CONFIG).is_file():
+        if (folder / ADAPTER_CONFIG).is_file() and (folder / "adapter_model.safetensors").is_file():
             found[name] = folder
     return found
 
@@ -606,10 +608,11 @@ def _as_weights(spec) -> dict[str, float]:
 
 def generate_and_score(model, tokenizer, prompts, *, weights: dict[str, float] | None = None, preference=None,
                        label: str = "", score_fn=None, max_new_tokens: int = 96, temperature: float = 0.7,
-                       seed: int | None = 0, batch_size: int = 8) -> list[dict]:
+                       seed: int | None = 0, batch_size: int = 8, normalize: bool = True) -> list[dict]:
     """Answer every prompt with one policy and score the answers; one row per prompt.
 
-    weights given: the exact soup with those weights (normalised). weights None: the base model
+    weights given: the exact soup with those weights (divided by their sum unless normalize=False,
+    which lets {"P2A": 3.0} triple an adapter's delta). weights None: the base model
     (adapters off), with `preference` appended as a prompt -- the preference-prompting baseline.
     Rows: {label, instruction, response, <side>: score, ...}.
     """
@@ -620,7 +623,7 @@ def generate_and_score(model, tokenizer, prompts, *, weights: dict[str, float] |
     kw = dict(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, batch_size=batch_size)
     with model_lock(model):                 # a widget thread must not re-mix the model meanwhile
         if weights is not None:
-            set_soup_weights(model, weights)
+            set_soup_weights(model, weights, normalize)
             answers = generate(model, tokenizer, instructions, preference, **kw)
         else:
             with model.disable_adapter():
@@ -804,4 +807,24 @@ def compare_merges(model, tokenizer, prompts, weights: dict[str, float], methods
             set_soup_weights(model, restore, normalize=not any(before.values()))
             for name in created:
                 model.delete_adapter(name)
+    return rows
+
+
+def factor_similarity(model, names: Sequence[str] | None = None) -> list[dict]:
+    """For every pair of adapters, the cosine similarity of their A matrices and of their B matrices
+    (flattened, averaged over layers). The A/B average's cross terms B_i A_j behave like the own
+    terms B_i A_i only when A_j is close to A_i: same random init and little movement in training."""
+    names = list(names or adapter_names(model))
+    factors = {n: lora_factors(model, n) for n in names}
+    cos = torch.nn.functional.cosine_similarity
+    rows = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            layers = factors[a].keys() & factors[b].keys()
+            ca = [cos(factors[a][m][0].flatten(), factors[b][m][0].flatten(), dim=0).item() for m in layers
+                  if factors[a][m][0].shape == factors[b][m][0].shape]
+            cb = [cos(factors[a][m][1].flatten(), factors[b][m][1].flatten(), dim=0).item() for m in layers
+                  if factors[a][m][1].shape == factors[b][m][1].shape]
+            rows.append({"pair": f"{a} / {b}", "cos(A_i, A_j)": sum(ca) / len(ca) if ca else float("nan"),
+                         "cos(B_i, B_j)": sum(cb) / len(cb) if cb else float("nan")})
     return rows

@@ -314,6 +314,10 @@ def test_shipped_adapters_are_found_or_replaced_by_random_ones(tmp_path, adapter
         shutil.copytree(adapter_dirs[code], tmp_path / "shipped" / code / "adapter")
     found = soups.shipped_adapter_dirs(CODES, root=tmp_path / "shipped")
     assert list(found) == CODES
+    half = tmp_path / "half" / "P1A" / "adapter"               # a training run still writing it
+    half.mkdir(parents=True)
+    (half / "adapter_config.json").write_text("{}")
+    assert soups.shipped_adapter_dirs(["P1A"], root=tmp_path / "half") == {}
     model, tok, source = soups.load_soup(tiny_llama(), tiny_tokenizer(), CODES, root=tmp_path / "shipped")
     assert source == "shipped" and "trained adapters" in capsys.readouterr().out
     soups.set_soup_weights(model, {"P1B": 1.0})
