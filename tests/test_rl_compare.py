@@ -88,6 +88,8 @@ def test_shipped_adapter_absent_and_present(tmp_path):
     folder = tmp_path / "P2A" / "adapter"
     folder.mkdir(parents=True)
     (folder / "adapter_config.json").write_text("{}")
+    assert compare.shipped_adapter("P2A", root=tmp_path) is None      # no weights yet
+    (folder / "adapter_model.safetensors").write_bytes(b"")
     assert compare.shipped_adapter("P2A", root=tmp_path) == folder
     assert compare.shipped_record(folder) == {}
 

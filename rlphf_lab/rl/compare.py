@@ -29,9 +29,10 @@ ADAPTERS_DIR = lab_config.DATA_DIR / "adapters"
 
 
 def shipped_adapter(name: str, root: str | Path | None = None) -> Path | None:
-    """data/adapters/<name>/adapter if it holds a PEFT adapter, else None."""
+    """data/adapters/<name>/adapter if it holds a PEFT adapter (config and weights), else None."""
     path = Path(root or ADAPTERS_DIR) / name / ADAPTER_DIR
-    return path if (path / "adapter_config.json").exists() else None
+    complete = (path / "adapter_config.json").exists() and (path / "adapter_model.safetensors").exists()
+    return path if complete else None
 
 
 def shipped_record(path: str | Path) -> dict:
