@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,7 +179,8 @@ def load_soup(model=None, tokenizer=None, names: Sequence[str] = SIDES, *, root:
 
     Uses the trained adapters shipped in data/adapters/<name>/adapter when all of `names` are there.
     Otherwise (a fresh checkout before training, or the tests) it falls back to random stand-ins
-    (`random_lora_adapters`, same LoraConfig as PPO) and prints a note saying so: every soup
+    (`random_lora_adapters`, same LoraConfig as PPO; saved once under `fallback_dir`, by default the
+    cache folder, and reused) and prints a note saying so: every soup
     computation works the same, but the answers and fronts say nothing about the preferences.
     model, tokenizer: the base policy (loaded with `models.load_policy()` when None).
     Returns (model, tokenizer, source) with source "shipped" or "random".
@@ -207,8 +207,13 @@ def load_soup(model=None, tokenizer=None, names: Sequence[str] = SIDES, *, root:
                   f"`rlphf-lab train-policy` and shipped with the lab). Using RANDOM stand-in adapters instead: "
                   f"all the soup maths works the same, but the answers and scores below do not reflect the "
                   f"preferences.")
-        out = Path(fallback_dir) if fallback_dir else Path(tempfile.mkdtemp(prefix="rlphf_random_adapters_"))
-        model = load_adapters(model, random_lora_adapters(model, names, out, std=fallback_std, seed=seed))
+        from .config import cache_dir
+
+        out = Path(fallback_dir) if fallback_dir else cache_dir() / "random_adapters" / f"seed{seed}-std{fallback_std:g}"
+        dirs = {n: out / n for n in names}
+        if not all((d / ADAPTER_CONFIG).is_file() and (d / "adapter_model.safetensors").is_file() for d in dirs.values()):
+            dirs = random_lora_adapters(model, names, out, std=fallback_std, seed=seed)   # made once, then reused
+        model = load_adapters(model, dirs)
     model.__dict__["_soup_source"] = source
     return model, tokenizer, source
 

@@ -310,6 +310,11 @@ def test_shipped_adapters_are_found_or_replaced_by_random_ones(tmp_path, adapter
                                          fallback_dir=tmp_path / "random")
     assert source == "random" and soups.adapter_names(model) == CODES
     assert "RANDOM stand-in" in capsys.readouterr().out
+    saved = tmp_path / "random" / "P1A" / "adapter_model.safetensors"
+    stamp = saved.stat().st_mtime_ns
+    again, _, _ = soups.load_soup(tiny_llama(), tiny_tokenizer(), CODES, root=tmp_path, fallback_dir=tmp_path / "random")
+    assert saved.stat().st_mtime_ns == stamp                   # made once, then reused
+    torch.testing.assert_close(logits(again), logits(model))
     for code in CODES:                                        # ship them: data/adapters/<name>/adapter
         shutil.copytree(adapter_dirs[code], tmp_path / "shipped" / code / "adapter")
     found = soups.shipped_adapter_dirs(CODES, root=tmp_path / "shipped")
