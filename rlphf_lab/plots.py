@@ -325,20 +325,27 @@ def plot_win_rates(table: list[dict], combos: list[str] | None = None, ax=None,
 
 
 def plot_training_cost(cost: list[dict], ax=None):
-    """Training runs needed against the number of preference dimensions: soups (one per side) vs one
-    policy per combination; the second axis gives the measured hours."""
-    fig, ax = _axes(ax, figsize=(6, 3.5))
-    dims = [c["dimensions"] for c in cost]
-    ax.plot(dims, [c["soup_runs"] for c in cost], "-o", label="Personalized Soups: one run per side")
-    ax.plot(dims, [c["per_combination_runs"] for c in cost], "-s", label="one policy per combination")
-    for c in cost:
-        ax.annotate(f"{c['soup_hours']:.1f} h", (c["dimensions"], c["soup_runs"]), textcoords="offset points",
-                    xytext=(0, -14), ha="center", fontsize=8, color="tab:blue")
-        ax.annotate(f"{c['per_combination_hours']:.1f} h", (c["dimensions"], c["per_combination_runs"]),
-                    textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8, color="tab:orange")
-    ax.set_xlabel("preference dimensions (2 sides each; the last adds P3C/P3D: 4 sides)")
+    """PPO runs needed to serve every combination, per scenario (rows of evaluate.training_cost):
+    soups (one run per side) vs one policy per combination; labels give the measured hours."""
+    import numpy as np
+
+    fig, ax = _axes(ax, figsize=(7, 3.8))
+    xs = np.arange(len(cost))
+    lines = [("soup", "Personalized Soups: one run per side", "-o", "tab:blue", -14),
+             ("per_combination", "one policy per combination", "-s", "tab:orange", 6)]
+    for key, label, style, colour, dy in lines:
+        runs = [c[f"{key}_runs"] for c in cost]
+        ax.plot(xs, runs, style, color=colour, label=label)
+        for x, c in zip(xs, cost):
+            ax.annotate(f"{c[f'{key}_hours']:.1f} h", (x, c[f"{key}_runs"]), textcoords="offset points",
+                        xytext=(0, dy), ha="center", fontsize=8, color=colour)
+    if all("prompted_morl_hours" in c for c in cost):
+        ax.plot(xs, [1] * len(cost), "-^", color="tab:green", label="Prompted-MORL: one run, retrained per new side")
+        for x, c in zip(xs, cost):
+            ax.annotate(f"{c['prompted_morl_hours']:.1f} h", (x, 1), textcoords="offset points", xytext=(0, 6),
+                        ha="center", fontsize=8, color="tab:green")
+    ax.set_xticks(xs, [f"{c['preferences']}\n{c['sides']} sides, {c['combinations']} combos" for c in cost], fontsize=8)
     ax.set_ylabel("PPO training runs")
-    ax.set_xticks(dims)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
