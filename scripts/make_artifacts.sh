@@ -34,7 +34,7 @@ $LAB fetch-model        # convert the model once, before parallel runs would rac
 run_one() {
   name=${1%%|*}; cmd=${1#*|}
   if [ -n "${ONLY:-}" ] && [[ ",$ONLY," != *",$name,"* ]]; then return 0; fi
-  if [ -f "$OUT/$name/adapter/adapter.provenance.json" ]; then echo "$name: done already"; return 0; fi
+  if [ -f "$OUT/$name/adapter.provenance.json" ]; then echo "$name: done already"; return 0; fi
   echo "$name: rlphf-lab $cmd"
   start=$(date +%s)
   $LAB $cmd > "$LOGS/$name.log" 2>&1 && echo "$name: finished in $(( $(date +%s) - start )) s" \
