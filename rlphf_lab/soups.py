@@ -183,7 +183,8 @@ def load_soup(model=None, tokenizer=None, names: Sequence[str] = SIDES, *, root:
     cache folder, and reused) and prints a note saying so: every soup
     computation works the same, but the answers and fronts say nothing about the preferences.
     model, tokenizer: the base policy (loaded with `models.load_policy()` when None).
-    Returns (model, tokenizer, source) with source "shipped" or "random".
+    Returns (model, tokenizer, source): "shipped" (all trained), "random" (all stand-ins) or "mixed"
+    (trained where shipped, stand-ins for the rest, e.g. while `make artifacts` is still running).
     """
     from .models import load_policy
 
@@ -193,27 +194,27 @@ def load_soup(model=None, tokenizer=None, names: Sequence[str] = SIDES, *, root:
     if tokenizer is None:
         raise ValueError("Pass the tokenizer with the model (or neither: both are loaded).")
     names = list(names)
-    dirs = shipped_adapter_dirs(names, root)
-    if len(dirs) == len(names):
-        source = "shipped"
-        model = load_adapters(model, dirs)
-        if verbose:
-            print(f"Loaded the trained adapters {', '.join(names)} from {Path(next(iter(dirs.values()))).parent.parent}.")
-    else:
-        source = "random"
-        missing = [n for n in names if n not in dirs]
-        if verbose:
-            print(f"NOTE: no trained adapters for {', '.join(missing)} in {root or SHIPPED_DIR} (they are made by "
-                  f"`rlphf-lab train-policy` and shipped with the lab). Using RANDOM stand-in adapters instead: "
-                  f"all the soup maths works the same, but the answers and scores below do not reflect the "
-                  f"preferences.")
+    shipped = shipped_adapter_dirs(names, root)
+    missing = [n for n in names if n not in shipped]
+    dirs = dict(shipped)
+    if missing:
         from .config import cache_dir
 
+        if verbose:
+            print(f"NOTE: no trained adapters for {', '.join(missing)} in {root or SHIPPED_DIR} (they are made by "
+                  f"`rlphf-lab train-policy` / `make artifacts`). Using RANDOM stand-in adapters for "
+                  f"{'them' if shipped else 'all of them'}: the soup maths works the same, but answers and scores "
+                  f"that use a stand-in do not reflect its preference.")
         out = Path(fallback_dir) if fallback_dir else cache_dir() / "random_adapters" / f"seed{seed}-std{fallback_std:g}"
-        dirs = {n: out / n for n in names}
-        if not all((d / ADAPTER_CONFIG).is_file() and (d / "adapter_model.safetensors").is_file() for d in dirs.values()):
-            dirs = random_lora_adapters(model, names, out, std=fallback_std, seed=seed)   # made once, then reused
-        model = load_adapters(model, dirs)
+        stand_ins = {n: out / n for n in missing}
+        if not all((d / ADAPTER_CONFIG).is_file() and (d / "adapter_model.safetensors").is_file()
+                   for d in stand_ins.values()):
+            stand_ins = random_lora_adapters(model, missing, out, std=fallback_std, seed=seed)   # made once, reused
+        dirs.update(stand_ins)
+    if shipped and verbose:
+        print(f"Loaded the trained adapters {', '.join(shipped)} from {Path(next(iter(shipped.values()))).parent.parent}.")
+    source = "shipped" if not missing else ("random" if not shipped else "mixed")
+    model = load_adapters(model, {n: dirs[n] for n in names})
     model.__dict__["_soup_source"] = source
     return model, tokenizer, source
 

@@ -328,6 +328,14 @@ def test_shipped_adapters_are_found_or_replaced_by_random_ones(tmp_path, adapter
     soups.set_soup_weights(model, {"P1B": 1.0})
     alone = soups.load_adapters(tiny_llama(), {"P1B": adapter_dirs["P1B"]})
     torch.testing.assert_close(logits(model), logits(alone))
+    shutil.copytree(adapter_dirs["P1B"], tmp_path / "some" / "P1B" / "adapter")   # only one trained so far
+    mixed, _, source = soups.load_soup(tiny_llama(), tiny_tokenizer(), CODES, root=tmp_path / "some",
+                                       fallback_dir=tmp_path / "random")
+    assert source == "mixed" and soups.adapter_names(mixed) == CODES
+    printed = capsys.readouterr().out
+    assert "RANDOM stand-in" in printed and "trained adapters P1B" in printed
+    soups.set_soup_weights(mixed, {"P1B": 1.0})
+    torch.testing.assert_close(logits(mixed), logits(alone))        # P1B is the trained one
 
 
 def test_generation_holds_the_model_lock(soup):
