@@ -22,13 +22,7 @@ PROMPTS = ["Say hi.", "Name a fruit.", "Why is the sky blue?", "Count to three."
 TINY = dict(batch_size=2, mini_batch_size=1, ppo_epochs=2, max_new_tokens=8, learning_rate=1e-2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices: one thread is fastest (two threads spin and wait on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 def _trainer(out, model=None, tok=None, objective=None, **overrides):

@@ -11,12 +11,7 @@ from tiny_models import tiny_llama, tiny_tokenizer
 PROMPTS = ["Say hi.", "Name a fruit.", "Why is the sky blue?", "Count to three."]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 def test_live_plot_records_every_iteration_and_draws_each_panel():
