@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 LAB=${LAB:-.venv/bin/rlphf-lab}
 OUT=${OUT:-data/adapters}
 JOBS=${JOBS:-1}
+LOGS=${LOGS:-runs/artifacts-logs}        # one log per run
+mkdir -p "$LOGS"
 # The shipped settings, sized for a 2-core CPU (2 runs at a time with 1 thread each; see the README for the wall times).
 # ITERS, BATCH, MINI, EPOCHS, NEW_TOKENS, LR, KL, SFT_EPOCHS, SFT_STEPS override them (e.g. a smoke test).
 ITERS=${ITERS:-10}
