@@ -273,9 +273,13 @@ def _cmd_evaluate(args) -> int:
                              seed=args.seed)
     sides = E.side_table(verdicts)
     scores = E.mean_scores(rows)
-    for name, t in (("win_rates", table), ("win_rates_by_side", sides), ("mean_scores", scores)):
+    judged = [r["method"] for r in table]
+    soup_vs = [E.paired_difference(verdicts, "soup", m, seed=args.seed) for m in judged if m != "soup"] \
+        if "soup" in judged else []
+    for name, t in (("win_rates", table), ("win_rates_by_side", sides), ("mean_scores", scores),
+                    ("soup_vs_others", soup_vs)):
         E.write_csv(out / f"{name}.csv", t)
-    summary = {"win_rates": table, "by_side": sides, "mean_scores": scores}
+    summary = {"win_rates": table, "by_side": sides, "mean_scores": scores, "soup_vs_others": soup_vs}
     if args.ai_judge:
         if model is None:
             model, tokenizer = load_policy()
@@ -283,7 +287,10 @@ def _cmd_evaluate(args) -> int:
         E.write_jsonl(out / "ai_judge.jsonl", ai_rows)
         summary["ai_judge"] = E.agreement(ai_rows)
     md = ["## Win rates against the vanilla model (simulated annotators; 95% bootstrap CI over prompts)", "",
-          E.markdown_table(table), "", "## Win rate per side", "", E.markdown_table(sides), "",
+          E.markdown_table(table), "",
+          "## Soup minus each other method (paired bootstrap over prompts; clear = the interval excludes 0)", "",
+          E.markdown_table(soup_vs) if soup_vs else "(no soup answers)", "",
+          "## Win rate per side", "", E.markdown_table(sides), "",
           "## Mean annotator score per side, and length", "", E.markdown_table(scores)]
     if "ai_judge" in summary:
         md += ["", "## AI judge (the 135M model) on a sample of the same comparisons", "",

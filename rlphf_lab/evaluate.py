@@ -205,6 +205,32 @@ def bootstrap_ci(verdicts: list[dict], n_boot: int = 1000, alpha: float = 0.05, 
     return float(np.quantile(rates, alpha / 2)), float(np.quantile(rates, 1 - alpha / 2))
 
 
+def paired_difference(verdicts: list[dict], method: str, other: str, n_boot: int = 1000, alpha: float = 0.05,
+                      seed: int = 0) -> dict:
+    """Does `method` beat `other`? Their win-rate difference with a paired bootstrap over prompts.
+
+    Both methods were judged on the same prompts, so resampling a prompt keeps its two scores together:
+
+        diff = mean_x [ w_method(x) - w_other(x) ],   w_m(x) = mean of 1 / 1/2 / 0 over x's verdicts of m
+
+    The difference is "clear" when the interval excludes 0.
+    """
+    per_prompt = {m: {} for m in (method, other)}
+    for v in verdicts:
+        if v["method"] in per_prompt:
+            per_prompt[v["method"]].setdefault(v["prompt_id"], []).append(POINTS[v["verdict"]])
+    ids = sorted(set(per_prompt[method]) & set(per_prompt[other]))
+    if not ids:
+        raise ValueError(f"No prompt has verdicts for both {method!r} and {other!r}; judge both methods first.")
+    # d: (prompts,) per-prompt difference of win rates
+    d = np.array([np.mean(per_prompt[method][i]) - np.mean(per_prompt[other][i]) for i in ids])
+    rng = np.random.default_rng(seed)
+    boots = d[rng.integers(len(d), size=(n_boot, len(d)))].mean(axis=1)
+    low, high = float(np.quantile(boots, alpha / 2)), float(np.quantile(boots, 1 - alpha / 2))
+    return {"method": method, "other": other, "prompts": len(ids), "difference": float(d.mean()),
+            "ci_low": low, "ci_high": high, "clear": bool(low > 0 or high < 0)}
+
+
 def win_rate_table(verdicts: list[dict], methods: Sequence[str] | None = None, combos: Sequence[str] | None = None,
                    n_boot: int = 1000, seed: int = 0) -> list[dict]:
     """One row per method: win rate per combination and on average, with a bootstrap CI for the average.
@@ -343,13 +369,18 @@ def training_cost(side_seconds: float, pmorl_seconds: float | None = None, pmorl
     return rows
 
 
-def run_seconds(adapters_dir: str | Path, names: Sequence[str]) -> dict[str, float]:
-    """Measured wall time of each trained adapter, from its provenance record."""
+def run_seconds(adapters_dir: str | Path, names: Sequence[str], device: str | None = None) -> dict[str, float]:
+    """Measured wall time of each trained adapter, from its provenance record.
+
+    device ("cpu", "cuda"): only runs trained there, so that compared times come from one machine.
+    """
     out = {}
     for name in names:
         record = adapter_folder(adapters_dir, name).with_name("adapter.provenance.json")
         if record.exists():
-            out[name] = float(json.loads(record.read_text())["wall_time_s"])
+            info = json.loads(record.read_text())
+            if device is None or str(info.get("device", "")).split(":")[0] == device:
+                out[name] = float(info["wall_time_s"])
     return out
 
 

@@ -89,3 +89,47 @@ def test_available_methods_needs_every_soup_adapter(tmp_path):
     (tmp_path / "P3B").mkdir()
     (tmp_path / "P3B" / "adapter_config.json").write_text("{}")
     assert "soup" in E.available_methods(tmp_path)
+
+
+def test_a_method_that_ignores_the_user_averages_exactly_one_half():
+    # Sides A and B of a dimension score the same answer with opposite signs, and every side is in
+    # 4 of the 8 combinations: a win on "concise" is a loss on "informative". So any ordinary answer
+    # that does not depend on the combination (RLHF, MORLAIF) gets 0.5 on average, whatever it says;
+    # only the shared degeneracy penalty (empty or looping answers) breaks the symmetry.
+    medium = ("Water boils when it is heated to 100 degrees Celsius. Then bubbles of steam form inside it. "
+              "I hope this helps you, thanks for asking!")
+    for text in (medium, LONG + " Honestly, I think you will find this fascinating!"):
+        assert annotators.degeneracy_penalty(annotators.raw_signals(text)) == 0
+        verdicts = E.judge_responses(rows(text, combination="", method="rlhf"))
+        assert {"win", "loss"} <= {v["verdict"] for v in verdicts}
+        assert E.win_rate(verdicts) == pytest.approx(0.5)
+    looping = E.judge_responses(rows("no, no, no, no, no, no, no, no, no, no", combination="", method="rlhf"))
+    assert E.win_rate(looping) < 0.5
+
+
+def paired(points_a, points_b):
+    v = []
+    for i, (a, b) in enumerate(zip(points_a, points_b)):
+        v += [{"prompt_id": f"p{i}", "method": "soup", "verdict": a}, {"prompt_id": f"p{i}", "method": "prompting", "verdict": b}]
+    return v
+
+
+def test_paired_difference_sees_a_clear_winner_and_a_tie():
+    clear = E.paired_difference(paired(["win"] * 18 + ["tie"] * 2, ["loss"] * 15 + ["win"] * 5), "soup", "prompting")
+    assert clear["difference"] == pytest.approx((18 + 1 - 5) / 20)
+    assert clear["ci_low"] > 0 and clear["clear"] and clear["prompts"] == 20
+    even = E.paired_difference(paired(["win", "loss"] * 10, ["loss", "win"] * 10), "soup", "prompting")
+    assert even["difference"] == 0 and even["ci_low"] < 0 < even["ci_high"] and not even["clear"]
+    with pytest.raises(ValueError, match="judge both"):
+        E.paired_difference(paired(["win"], ["win"]), "soup", "multitask")
+
+
+def test_run_seconds_reads_provenance_and_filters_by_device(tmp_path):
+    import json
+    for name, device, secs in (("P1A", "cpu", 2700.0), ("P3A", "cuda", 68.0), ("prompted-morl", "cuda:0", 69.0)):
+        (tmp_path / name / "adapter").mkdir(parents=True)
+        (tmp_path / name / "adapter.provenance.json").write_text(json.dumps({"device": device, "wall_time_s": secs}))
+    names = ["P1A", "P3A", "prompted-morl", "P2B"]
+    assert E.run_seconds(tmp_path, names) == {"P1A": 2700.0, "P3A": 68.0, "prompted-morl": 69.0}
+    assert E.run_seconds(tmp_path, names, device="cuda") == {"P3A": 68.0, "prompted-morl": 69.0}
+    assert E.run_seconds(tmp_path, names, device="cpu") == {"P1A": 2700.0}

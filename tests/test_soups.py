@@ -375,3 +375,18 @@ def test_pareto_plot_takes_a_front_dict_and_rings_the_front():
     assert len(plot_pareto_fronts([front, front]).axes) == 2
     lines = plot_sweep_scores(front).axes[0].lines
     assert len(lines) == 4 and list(lines[0].get_xdata()) == [0, 0.5, 1]
+
+
+def test_the_shipped_side_adapters_load_as_a_soup_without_training(one_thread):
+    """The six trained adapters in data/adapters load on the real model, and the mix steers it:
+    the concise soup answers shorter than the informative one from the same seed."""
+    from rlphf_lab.models import load_policy
+
+    model, tok = load_policy()                        # a fresh copy: load_soup adds adapters to it
+    model, tok, source = soups.load_soup(model, tok)
+    assert source == "shipped"
+    prompts = ["Explain how a refrigerator keeps food cold.", "What are the benefits of regular exercise?"]
+    concise = soups.generate_and_score(model, tok, prompts, weights={"P2A": 1.0}, max_new_tokens=96)
+    verbose = soups.generate_and_score(model, tok, prompts, weights={"P2B": 1.0}, max_new_tokens=96)
+    words = lambda rows: sum(len(r["response"].split()) for r in rows)
+    assert words(concise) < words(verbose)
