@@ -64,7 +64,7 @@ artifacts: setup
 # Win rates over the 8 combinations against the vanilla model -> data/evaluation/ (reuses responses.jsonl
 # if present; add ARGS=--regenerate to sample the answers again).
 evaluate: setup
-	$(BIN)/rlphf-lab evaluate --ai-judge 300 $(ARGS)
+	$(BIN)/rlphf-lab evaluate --ai-judge 300 --reward-scores $(ARGS)
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -280,6 +280,11 @@ def _cmd_evaluate(args) -> int:
                     ("soup_vs_others", soup_vs)):
         E.write_csv(out / f"{name}.csv", t)
     summary = {"win_rates": table, "by_side": sides, "mean_scores": scores, "soup_vs_others": soup_vs}
+    if args.reward_scores:
+        from .rewards import load_reward_scorer
+
+        summary["reward_scores"] = E.mean_reward_scores(rows, load_reward_scorer())
+        E.write_csv(out / "reward_scores.csv", summary["reward_scores"])
     if args.ai_judge:
         if model is None:
             model, tokenizer = load_policy()
@@ -292,6 +297,9 @@ def _cmd_evaluate(args) -> int:
           E.markdown_table(soup_vs) if soup_vs else "(no soup answers)", "",
           "## Win rate per side", "", E.markdown_table(sides), "",
           "## Mean annotator score per side, and length", "", E.markdown_table(scores)]
+    if "reward_scores" in summary:
+        md += ["", "## Mean reward-model score per side (the rewards PPO optimised)", "",
+               E.markdown_table(summary["reward_scores"])]
     if "ai_judge" in summary:
         md += ["", "## AI judge (the 135M model) on a sample of the same comparisons", "",
                E.markdown_table([summary["ai_judge"]])]
@@ -388,6 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generate-only", action="store_true", help="write responses.jsonl and stop (e.g. on a GPU)")
     p.add_argument("--methods", default=None, help="comma-separated subset, e.g. P2A,P2B (default: all; vanilla always)")
     p.add_argument("--ai-judge", type=int, default=0, metavar="N", help="also ask the AI judge on N sampled comparisons")
+    p.add_argument("--reward-scores", action="store_true",
+                   help="also score every answer with the shipped reward models (reward hacking or no learning?)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_evaluate)
 

@@ -267,18 +267,40 @@ def side_table(verdicts: list[dict], methods: Sequence[str] | None = None) -> li
     return rows
 
 
+def _side_means(rows: list[dict], scores: list[dict]) -> list[dict]:
+    """Per method: mean of scores[i][side] over its answers for combinations containing the side (or
+    all its answers when it ignores the combination), plus mean length in words."""
+    out = []
+    for m in dict.fromkeys(r["method"] for r in rows):
+        mine = [(r, sc) for r, sc in zip(rows, scores) if r["method"] == m]
+        row = {"method": m, "words": float(np.mean([len(r["response"].split()) for r, _ in mine]))}
+        for s in SIDE_ADAPTERS:
+            vals = [sc[s] for r, sc in mine if not r["combination"] or s in r["combination"].split("+")]
+            row[s] = float(np.mean(vals)) if vals else float("nan")
+        out.append(row)
+    return out
+
+
 def mean_scores(rows: list[dict]) -> list[dict]:
     """Mean annotator score of every method on every side (its answers for combinations containing the
     side, or all its answers when it ignores the combination), plus mean length in words."""
-    out = []
-    for m in dict.fromkeys(r["method"] for r in rows):
-        mine = [r for r in rows if r["method"] == m]
-        row = {"method": m, "words": float(np.mean([len(r["response"].split()) for r in mine]))}
-        for s in SIDE_ADAPTERS:
-            texts = [r["response"] for r in mine if not r["combination"] or s in r["combination"].split("+")]
-            row[s] = float(np.mean([annotators.score(s, t) for t in texts])) if texts else float("nan")
-        out.append(row)
-    return out
+    return _side_means(rows, [{s: annotators.score(s, r["response"]) for s in SIDE_ADAPTERS} for r in rows])
+
+
+def mean_reward_scores(rows: list[dict], scorer, batch_size: int = 16) -> list[dict]:
+    """The same table with the reward models PPO optimised (`rewards.load_reward_scorer()`) as judges.
+
+    Read next to `mean_scores`: reward up and annotator flat is reward hacking; both flat means the
+    policy did not move (too little training), whatever the noisy per-batch rewards of metrics.csv say.
+    scorer(sides, instructions, responses) -> (batch, 6) standardised rewards.
+    """
+    scores = []
+    with torch.no_grad():
+        for i in range(0, len(rows), batch_size):
+            batch = rows[i:i + batch_size]
+            r = scorer(list(SIDE_ADAPTERS), [x["instruction"] for x in batch], [x["response"] for x in batch])
+            scores += [dict(zip(SIDE_ADAPTERS, v)) for v in r.float().tolist()]       # (batch, 6) -> dicts
+    return _side_means(rows, scores)
 
 
 # --------------------------------------------------------------------------------------------
@@ -422,6 +444,17 @@ def write_csv(path: str | Path, rows: list[dict]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def read_csv(path: str | Path) -> list[dict]:
+    """Rows of a table written by write_csv, numbers as floats."""
+    def value(v: str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    with open(path, newline="") as f:
+        return [{k: value(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def markdown_table(rows: list[dict], digits: int = 3) -> str:

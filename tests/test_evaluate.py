@@ -133,3 +133,31 @@ def test_run_seconds_reads_provenance_and_filters_by_device(tmp_path):
     assert E.run_seconds(tmp_path, names) == {"P1A": 2700.0, "P3A": 68.0, "prompted-morl": 69.0}
     assert E.run_seconds(tmp_path, names, device="cuda") == {"P3A": 68.0, "prompted-morl": 69.0}
     assert E.run_seconds(tmp_path, names, device="cpu") == {"P1A": 2700.0}
+
+
+def test_mean_scores_count_each_answer_only_for_the_sides_of_its_combination():
+    import torch
+
+    rows = [{"prompt_id": "p1", "instruction": "q", "method": "vanilla", "combination": "", "response": LONG},
+            {"prompt_id": "p1", "instruction": "q", "method": "soup", "combination": "P1A+P2A+P3A", "response": SHORT},
+            {"prompt_id": "p1", "instruction": "q", "method": "soup", "combination": "P1B+P2B+P3B", "response": LONG}]
+    ann = {r["method"]: r for r in E.mean_scores(rows)}
+    assert ann["soup"]["P2A"] == pytest.approx(annotators.score("P2A", SHORT), abs=1e-6)    # only the P2A answer
+    assert ann["soup"]["P2B"] == pytest.approx(annotators.score("P2B", LONG), abs=1e-6)
+    assert ann["vanilla"]["P2A"] == pytest.approx(annotators.score("P2A", LONG), abs=1e-6)
+    assert ann["soup"]["words"] == pytest.approx((len(SHORT.split()) + len(LONG.split())) / 2)
+
+    def words_scorer(sides, instructions, responses):          # side k scores k * (number of words)
+        return torch.tensor([[k * len(t.split()) for k in range(len(sides))] for t in responses], dtype=torch.float)
+
+    rm = {r["method"]: r for r in E.mean_reward_scores(rows, words_scorer, batch_size=2)}
+    k = list(E.SIDE_ADAPTERS)
+    assert rm["soup"]["P2A"] == k.index("P2A") * len(SHORT.split())
+    assert rm["soup"]["P3B"] == k.index("P3B") * len(LONG.split())
+    assert rm["vanilla"]["P1B"] == k.index("P1B") * len(LONG.split())
+
+
+def test_csv_tables_round_trip(tmp_path):
+    rows = [{"method": "soup", "average": 0.533, "clear": False}, {"method": "rlhf", "average": 0.5, "clear": True}]
+    back = E.read_csv(E.write_csv(tmp_path / "t.csv", rows))
+    assert back == [{"method": "soup", "average": 0.533, "clear": "False"}, {"method": "rlhf", "average": 0.5, "clear": "True"}]
