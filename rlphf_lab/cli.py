@@ -237,7 +237,7 @@ def _cmd_evaluate(args) -> int:
 
     from . import evaluate as E
     from .config import pick
-    from .data import DATA_DIR, load_prompts, read_jsonl, write_provenance
+    from .data import DATA_DIR, load_prompts, read_jsonl, write_jsonl, write_provenance
     from .models import load_policy
 
     out = Path(args.out) if args.out else DATA_DIR / "evaluation"
@@ -259,7 +259,7 @@ def _cmd_evaluate(args) -> int:
         model, tokenizer = load_policy()
         rows = E.generate_responses(model, tokenizer, adapters, prompts, methods=methods,
                                     max_new_tokens=args.max_new_tokens, seed=args.seed, batch_size=args.batch_size)
-        E.write_jsonl(responses_file, rows)
+        write_jsonl(responses_file, rows)
         write_provenance(responses_file, command="rlphf-lab " + " ".join(sys.argv[1:]), seed=args.seed,
                          wall_time_s=time.perf_counter() - start, prompts=len(prompts), methods=methods,
                          max_new_tokens=args.max_new_tokens, device=str(model.device), adapters=str(adapters))
@@ -267,47 +267,27 @@ def _cmd_evaluate(args) -> int:
         if args.generate_only:
             return 0
     rows = read_jsonl(responses_file)
-    verdicts = E.judge_responses(rows, seed=args.seed)
-    E.write_jsonl(out / "verdicts.jsonl", verdicts)
-    table = E.win_rate_table(verdicts, methods=[m for m in E.METHODS if any(v["method"] == m for v in verdicts)],
-                             seed=args.seed)
-    sides = E.side_table(verdicts)
-    scores = E.mean_scores(rows)
-    judged = [r["method"] for r in table]
-    soup_vs = [E.paired_difference(verdicts, "soup", m, seed=args.seed) for m in judged if m != "soup"] \
-        if "soup" in judged else []
-    for name, t in (("win_rates", table), ("win_rates_by_side", sides), ("mean_scores", scores),
-                    ("soup_vs_others", soup_vs)):
-        E.write_csv(out / f"{name}.csv", t)
-    summary = {"win_rates": table, "by_side": sides, "mean_scores": scores, "soup_vs_others": soup_vs}
+    summary = E.summarize(rows, seed=args.seed)
+    write_jsonl(out / "verdicts.jsonl", summary["verdicts"])
     if args.reward_scores:
         from .rewards import load_reward_scorer
 
         summary["reward_scores"] = E.mean_reward_scores(rows, load_reward_scorer())
-        E.write_csv(out / "reward_scores.csv", summary["reward_scores"])
+    for name in ("win_rates", "win_rates_by_side", "mean_scores", "soup_vs_others", "reward_scores"):
+        if name in summary:
+            E.write_csv(out / f"{name}.csv", summary[name])
     if args.ai_judge:
         if model is None:
             model, tokenizer = load_policy()
-        ai_rows = E.ai_judge_verdicts(model, tokenizer, rows, verdicts, n=args.ai_judge, seed=args.seed)
-        E.write_jsonl(out / "ai_judge.jsonl", ai_rows)
+        ai_rows = E.ai_judge_verdicts(model, tokenizer, rows, summary["verdicts"], n=args.ai_judge, seed=args.seed)
+        write_jsonl(out / "ai_judge.jsonl", ai_rows)
         summary["ai_judge"] = E.agreement(ai_rows)
-    md = ["## Win rates against the vanilla model (simulated annotators; 95% bootstrap CI over prompts)", "",
-          E.markdown_table(table), "",
-          "## Soup minus each other method (paired bootstrap over prompts; clear = the interval excludes 0)", "",
-          E.markdown_table(soup_vs) if soup_vs else "(no soup answers)", "",
-          "## Win rate per side", "", E.markdown_table(sides), "",
-          "## Mean annotator score per side, and length", "", E.markdown_table(scores)]
-    if "reward_scores" in summary:
-        md += ["", "## Mean reward-model score per side (the rewards PPO optimised)", "",
-               E.markdown_table(summary["reward_scores"])]
-    if "ai_judge" in summary:
-        md += ["", "## AI judge (the 135M model) on a sample of the same comparisons", "",
-               E.markdown_table([summary["ai_judge"]])]
-    (out / "win_rates.md").write_text("\n".join(md) + "\n")
+    report = E.report_markdown(summary)
+    (out / "win_rates.md").write_text(report)
     write_provenance(out / "win_rates.csv", command="rlphf-lab " + " ".join(sys.argv[1:]), seed=args.seed,
                      wall_time_s=time.perf_counter() - start, responses=str(responses_file),
                      ai_judge=summary.get("ai_judge"))
-    print("\n".join(md))
+    print(report)
     return 0
 
 

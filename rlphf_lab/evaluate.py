@@ -22,9 +22,9 @@ scalarization (P1A+P2A+P3A), so it is reported beside the table, not as a method
 from __future__ import annotations
 
 import csv
-import json
 import random
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Sequence
 
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .feedback import annotators
-from .preferences import apply_preference, combinations, parse_combination
+from .preferences import SIDES, apply_preference, combinations, parse_combination
 
 METHODS = ("prompting", "rlhf", "multitask", "prompted-morl", "soup")
 BASELINE = "vanilla"
@@ -46,48 +46,46 @@ METHOD_SPEC = {
     "morlaif": ("morlaif", False),
     "soup": ("soup", False),
 }
-SIDE_ADAPTERS = ("P1A", "P1B", "P2A", "P2B", "P3A", "P3B")
+SIDE_ADAPTERS = tuple(SIDES)
 METHOD_SPEC.update({side: (side, False) for side in SIDE_ADAPTERS})   # one side's adapter alone
 # answered too, for the score and length tables (not a method for every combination)
 EXTRA_METHODS = ("morlaif", *SIDE_ADAPTERS)
 TIE_MARGIN = 0.25      # the annotators' tie margin for the shipped pair labels (rlphf_lab.feedback.pairs)
 
 
-def adapter_folder(adapters_dir: str | Path, name: str) -> Path:
-    """data/adapters/<name>/adapter (what train-policy / train-sft write), or <name> itself."""
-    root = Path(adapters_dir) / name
-    return root / "adapter" if (root / "adapter").exists() else root
+def _needed_adapters(methods: Sequence[str]) -> list[str]:
+    """The adapter names the methods use, in a fixed order (the six sides for the soup)."""
+    names = set()
+    for m in methods:
+        adapter, _ = METHOD_SPEC[m]
+        names.update(SIDE_ADAPTERS if adapter == "soup" else [adapter] if adapter else [])
+    return [n for n in (*SIDE_ADAPTERS, "rlhf", "multitask", "prompted-morl", "morlaif") if n in names]
 
 
 def available_methods(adapters_dir: str | Path, methods: Sequence[str] = METHODS) -> list[str]:
-    """The methods whose adapters exist (vanilla and prompting need none)."""
-    out = []
-    for m in methods:
-        adapter, _ = METHOD_SPEC[m]
-        needed = SIDE_ADAPTERS if adapter == "soup" else ([adapter] if adapter else [])
-        if all((adapter_folder(adapters_dir, n) / "adapter_config.json").exists() for n in needed):
-            out.append(m)
-    return out
+    """The methods whose adapters are in adapters_dir/<name>/adapter (vanilla and prompting need none)."""
+    from .soups import shipped_adapter_dirs
+
+    found = shipped_adapter_dirs(_needed_adapters(methods), adapters_dir)
+    return [m for m in methods if all(n in found for n in _needed_adapters([m]))]
 
 
 def load_evaluation_model(model, adapters_dir: str | Path, methods: Sequence[str]):
     """The base model with every adapter the methods need loaded once (soups switch by scales)."""
-    from .soups import load_adapters
+    from .soups import load_adapters, shipped_adapter_dirs
 
-    names = set()
-    for m in methods:
-        adapter, _ = METHOD_SPEC[m]
-        if adapter == "soup":
-            names.update(SIDE_ADAPTERS)
-        elif adapter:
-            names.add(adapter)
+    names = _needed_adapters(methods)
     if not names:
         return model
-    ordered = [n for n in (*SIDE_ADAPTERS, "rlhf", "multitask", "prompted-morl", "morlaif") if n in names]
     if hasattr(model, "peft_config"):
         raise ValueError("load_evaluation_model wants the base model, and this one already has adapters; "
                          "load a fresh one with rlphf_lab.load_policy().")
-    return load_adapters(model, {n: adapter_folder(adapters_dir, n) for n in ordered})
+    found = shipped_adapter_dirs(names, adapters_dir)
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise ValueError(f"No trained adapters for {missing} in {adapters_dir}; train them with `make artifacts` "
+                         f"or leave their methods out (available_methods lists what can run).")
+    return load_adapters(model, found)
 
 
 def _select(model, method: str, combo: str) -> None:
@@ -124,13 +122,11 @@ def generate_responses(model, tokenizer, adapters_dir: str | Path, prompts: list
         for combo in (combos if per_combo else [""]):
             start = time.perf_counter()
             inputs = [apply_preference(x, combo) if prompted else x for x in instructions]
-            if adapter is None and peft_model is not model:
-                with peft_model.disable_adapter():
-                    answers = generate(peft_model, tokenizer, inputs, max_new_tokens=max_new_tokens, seed=seed,
-                                       batch_size=batch_size)
-            else:
-                if adapter:
-                    _select(peft_model, method, combo)
+            if adapter:
+                _select(peft_model, method, combo)
+            # no adapter (vanilla, prompting): the base model, with the loaded adapters switched off
+            off = peft_model.disable_adapter() if adapter is None and peft_model is not model else nullcontext()
+            with off:
                 answers = generate(peft_model, tokenizer, inputs, max_new_tokens=max_new_tokens, seed=seed,
                                    batch_size=batch_size)
             rows += [{"prompt_id": p["id"], "instruction": p["instruction"], "method": method, "combination": combo,
@@ -284,7 +280,7 @@ def _side_means(rows: list[dict], scores: list[dict]) -> list[dict]:
 def mean_scores(rows: list[dict]) -> list[dict]:
     """Mean annotator score of every method on every side (its answers for combinations containing the
     side, or all its answers when it ignores the combination), plus mean length in words."""
-    return _side_means(rows, [{s: annotators.score(s, r["response"]) for s in SIDE_ADAPTERS} for r in rows])
+    return _side_means(rows, [annotators.score_all(r["response"]) for r in rows])
 
 
 def mean_reward_scores(rows: list[dict], scorer, batch_size: int = 16) -> list[dict]:
@@ -301,6 +297,44 @@ def mean_reward_scores(rows: list[dict], scorer, batch_size: int = 16) -> list[d
             r = scorer(list(SIDE_ADAPTERS), [x["instruction"] for x in batch], [x["response"] for x in batch])
             scores += [dict(zip(SIDE_ADAPTERS, v)) for v in r.float().tolist()]       # (batch, 6) -> dicts
     return _side_means(rows, scores)
+
+
+def summarize(rows: list[dict], *, seed: int = 0, n_boot: int = 1000) -> dict:
+    """All the tables of one evaluation from the answers (`generate_responses` rows):
+
+        verdicts        judge_responses(rows)
+        win_rates       win_rate_table over the judged METHODS, with bootstrap CIs
+        soup_vs_others  paired_difference(soup, m) for every other judged method
+        win_rates_by_side  side_table;  mean_scores: annotator means per side and length
+    """
+    verdicts = judge_responses(rows, seed=seed)
+    judged = [m for m in METHODS if any(v["method"] == m for v in verdicts)]
+    return {"verdicts": verdicts,
+            "win_rates": win_rate_table(verdicts, methods=judged, n_boot=n_boot, seed=seed),
+            "soup_vs_others": [paired_difference(verdicts, "soup", m, n_boot=n_boot, seed=seed)
+                               for m in judged if m != "soup"] if "soup" in judged else [],
+            "win_rates_by_side": side_table(verdicts),
+            "mean_scores": mean_scores(rows)}
+
+
+REPORT_SECTIONS = (
+    ("win_rates", "Win rates against the vanilla model (simulated annotators; 95% bootstrap CI over prompts)"),
+    ("soup_vs_others", "Soup minus each other method (paired bootstrap over prompts; clear = the interval excludes 0)"),
+    ("win_rates_by_side", "Win rate per side"),
+    ("mean_scores", "Mean annotator score per side, and length"),
+    ("reward_scores", "Mean reward-model score per side (the rewards PPO optimised)"),
+    ("ai_judge", "AI judge (the 135M model) on a sample of the same comparisons"),
+)
+
+
+def report_markdown(summary: dict) -> str:
+    """The README-ready markdown of a `summarize` result (plus optional reward_scores / ai_judge)."""
+    parts = []
+    for key, title in REPORT_SECTIONS:
+        if key in summary:
+            table = summary[key] if isinstance(summary[key], list) else [summary[key]]
+            parts += [f"## {title}", "", markdown_table(table) if table else "(nothing to compare)", ""]
+    return "\n".join(parts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -391,19 +425,41 @@ def training_cost(side_seconds: float, pmorl_seconds: float | None = None, pmorl
     return rows
 
 
+DEVICES = ("cpu", "cuda")
+
+
 def run_seconds(adapters_dir: str | Path, names: Sequence[str], device: str | None = None) -> dict[str, float]:
     """Measured wall time of each trained adapter, from its provenance record.
 
     device ("cpu", "cuda"): only runs trained there, so that compared times come from one machine.
     """
+    from .rl.compare import shipped_record
+    from .soups import shipped_adapter_dirs
+
+    if device not in (None, *DEVICES):
+        raise ValueError(f"Unknown device {device!r}; use one of {DEVICES} (or None for every run).")
     out = {}
-    for name in names:
-        record = adapter_folder(adapters_dir, name).with_name("adapter.provenance.json")
-        if record.exists():
-            info = json.loads(record.read_text())
-            if device is None or str(info.get("device", "")).split(":")[0] == device:
-                out[name] = float(info["wall_time_s"])
+    for name, folder in shipped_adapter_dirs(names, adapters_dir).items():
+        info = shipped_record(folder)
+        if "wall_time_s" in info and (device is None or str(info.get("device", "")).split(":")[0] == device):
+            out[name] = float(info["wall_time_s"])
     return out
+
+
+def measured_training_cost(adapters_dir: str | Path, default_seconds: float = 1800.0) -> dict:
+    """`training_cost` from the shipped adapters' wall times, all from one machine: the one that
+    trained Prompted-MORL (the side runs are averaged over the sides trained there too).
+
+    Returns {"device", "side_seconds", "pmorl_seconds", "seconds" (per run, that device), "cost" (rows)}.
+    With nothing trained yet, side runs are assumed to take `default_seconds` (device None).
+    """
+    names = [*SIDE_ADAPTERS, "prompted-morl"]
+    device = next((d for d in DEVICES if "prompted-morl" in run_seconds(adapters_dir, names, d)), None)
+    seconds = run_seconds(adapters_dir, names, device) if device else {}
+    side_runs = [t for n, t in seconds.items() if n in SIDE_ADAPTERS]
+    side_seconds = sum(side_runs) / len(side_runs) if side_runs else default_seconds
+    return {"device": device, "side_seconds": side_seconds, "pmorl_seconds": seconds.get("prompted-morl"),
+            "seconds": seconds, "cost": training_cost(side_seconds, seconds.get("prompted-morl"))}
 
 
 def user_soup_weights(dimension_weights: dict[str, float], sharpness: float = 1.0) -> dict[str, float]:
@@ -426,15 +482,6 @@ def user_soup_weights(dimension_weights: dict[str, float], sharpness: float = 1.
 # --------------------------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------------------------
-
-def write_jsonl(path: str | Path, rows: list[dict]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
-    return path
-
 
 def write_csv(path: str | Path, rows: list[dict]) -> Path:
     path = Path(path)

@@ -324,6 +324,11 @@ def plot_win_rates(table: list[dict], combos: list[str] | None = None, ax=None,
     return fig
 
 
+def _duration(hours: float) -> str:
+    """1.5 h, or 2.3 min under an hour (GPU runs take a minute, CPU runs most of an hour)."""
+    return f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.1f} min"
+
+
 def plot_training_cost(cost: list[dict], ax=None):
     """PPO runs needed to serve every combination, per scenario (rows of evaluate.training_cost):
     soups (one run per side) vs one policy per combination; labels give the measured hours."""
@@ -337,12 +342,12 @@ def plot_training_cost(cost: list[dict], ax=None):
         runs = [c[f"{key}_runs"] for c in cost]
         ax.plot(xs, runs, style, color=colour, label=label)
         for x, c in zip(xs, cost):
-            ax.annotate(f"{c[f'{key}_hours']:.1f} h", (x, c[f"{key}_runs"]), textcoords="offset points",
+            ax.annotate(_duration(c[f"{key}_hours"]), (x, c[f"{key}_runs"]), textcoords="offset points",
                         xytext=(0, dy), ha="center", fontsize=8, color=colour)
     if all("prompted_morl_hours" in c for c in cost):
         ax.plot(xs, [1] * len(cost), "-^", color="tab:green", label="Prompted-MORL: one run, retrained per new side")
         for x, c in zip(xs, cost):
-            ax.annotate(f"{c['prompted_morl_hours']:.1f} h", (x, 1), textcoords="offset points", xytext=(0, 6),
+            ax.annotate(_duration(c["prompted_morl_hours"]), (x, 1), textcoords="offset points", xytext=(0, 6),
                         ha="center", fontsize=8, color="tab:green")
     ax.set_xticks(xs, [f"{c['preferences']}\n{c['sides']} sides, {c['combinations']} combos" for c in cost], fontsize=8)
     ax.set_ylabel("PPO training runs")

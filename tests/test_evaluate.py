@@ -80,15 +80,36 @@ def test_markdown_table_rounds_floats():
     assert md.splitlines()[2] == "| soup | 0.612 |"
 
 
+def fake_adapter(root, name, **record):
+    """root/name/adapter with an (empty) PEFT config and weights file, and a provenance record."""
+    import json
+
+    folder = root / name / "adapter"
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text("{}")
+    (folder / "adapter_model.safetensors").write_bytes(b"")
+    if record:
+        (root / name / "adapter.provenance.json").write_text(json.dumps(record))
+    return folder
+
+
 def test_available_methods_needs_every_soup_adapter(tmp_path):
     assert E.available_methods(tmp_path) == ["prompting"]
     for side in E.SIDE_ADAPTERS[:5]:
-        (tmp_path / side / "adapter").mkdir(parents=True)
-        (tmp_path / side / "adapter" / "adapter_config.json").write_text("{}")
+        fake_adapter(tmp_path, side)
     assert "soup" not in E.available_methods(tmp_path)
-    (tmp_path / "P3B").mkdir()
-    (tmp_path / "P3B" / "adapter_config.json").write_text("{}")
-    assert "soup" in E.available_methods(tmp_path)
+    (tmp_path / "P3B" / "adapter").mkdir(parents=True)
+    (tmp_path / "P3B" / "adapter" / "adapter_config.json").write_text("{}")
+    assert "soup" not in E.available_methods(tmp_path)           # config without weights: still being written
+    (tmp_path / "P3B" / "adapter" / "adapter_model.safetensors").write_bytes(b"")
+    assert E.available_methods(tmp_path) == ["prompting", "soup"]
+
+
+def test_loading_methods_without_their_adapters_says_what_to_run(tmp_path):
+    import torch
+
+    with pytest.raises(ValueError, match=r"\['rlhf'\].*make artifacts"):
+        E.load_evaluation_model(torch.nn.Linear(2, 2), tmp_path, ["prompting", "rlhf"])
 
 
 def test_a_method_that_ignores_the_user_averages_exactly_one_half():
@@ -125,14 +146,24 @@ def test_paired_difference_sees_a_clear_winner_and_a_tie():
 
 
 def test_run_seconds_reads_provenance_and_filters_by_device(tmp_path):
-    import json
     for name, device, secs in (("P1A", "cpu", 2700.0), ("P3A", "cuda", 68.0), ("prompted-morl", "cuda:0", 69.0)):
-        (tmp_path / name / "adapter").mkdir(parents=True)
-        (tmp_path / name / "adapter.provenance.json").write_text(json.dumps({"device": device, "wall_time_s": secs}))
+        fake_adapter(tmp_path, name, device=device, wall_time_s=secs)
     names = ["P1A", "P3A", "prompted-morl", "P2B"]
     assert E.run_seconds(tmp_path, names) == {"P1A": 2700.0, "P3A": 68.0, "prompted-morl": 69.0}
     assert E.run_seconds(tmp_path, names, device="cuda") == {"P3A": 68.0, "prompted-morl": 69.0}
     assert E.run_seconds(tmp_path, names, device="cpu") == {"P1A": 2700.0}
+    with pytest.raises(ValueError, match="Unknown device 'gpu'"):
+        E.run_seconds(tmp_path, names, device="gpu")
+
+
+def test_measured_cost_compares_runs_from_the_machine_that_trained_prompted_morl(tmp_path):
+    assert E.measured_training_cost(tmp_path)["device"] is None            # nothing trained: assumed times
+    for name, device, secs in (("P1A", "cpu", 2700.0), ("P3A", "cuda", 60.0), ("P3B", "cuda", 80.0),
+                               ("prompted-morl", "cuda", 70.0)):
+        fake_adapter(tmp_path, name, device=device, wall_time_s=secs)
+    m = E.measured_training_cost(tmp_path)
+    assert m["device"] == "cuda" and m["side_seconds"] == 70.0 and m["pmorl_seconds"] == 70.0
+    assert m["cost"] == E.training_cost(70.0, 70.0)
 
 
 def test_mean_scores_count_each_answer_only_for_the_sides_of_its_combination():
@@ -161,3 +192,29 @@ def test_csv_tables_round_trip(tmp_path):
     rows = [{"method": "soup", "average": 0.533, "clear": False}, {"method": "rlhf", "average": 0.5, "clear": True}]
     back = E.read_csv(E.write_csv(tmp_path / "t.csv", rows))
     assert back == [{"method": "soup", "average": 0.533, "clear": "False"}, {"method": "rlhf", "average": 0.5, "clear": "True"}]
+
+
+def test_summarize_builds_every_table_and_the_report_names_them():
+    answers = rows(SHORT) + [{"prompt_id": "p1", "instruction": "Why does water boil?", "method": "prompting",
+                              "combination": "P1A+P2A+P3A", "response": LONG}]
+    summary = E.summarize(answers, n_boot=50)
+    assert [r["method"] for r in summary["win_rates"]] == ["prompting", "soup"]
+    assert [r["other"] for r in summary["soup_vs_others"]] == ["prompting"]
+    assert summary["soup_vs_others"][0]["difference"] == pytest.approx(
+        E.win_rate([v for v in summary["verdicts"] if v["method"] == "soup"]) - 0.5)     # prompting ties vanilla
+    report = E.report_markdown({**summary, "ai_judge": {"n": 0}})
+    for title in ("Win rates against the vanilla model", "Soup minus each other method", "Win rate per side",
+                  "Mean annotator score", "AI judge"):
+        assert title in report
+    assert "reward-model" not in report                                     # only the sections it was given
+
+
+def test_cost_plot_labels_runs_in_minutes_or_hours():
+    from rlphf_lab.plots import plot_training_cost
+
+    gpu = plot_training_cost(E.training_cost(side_seconds=68.0, pmorl_seconds=69.0))
+    labels = [t.get_text() for t in gpu.axes[0].texts]
+    assert "2.3 min" in labels and "9.1 min" in labels          # 2 and 8 soup runs of 68 s
+    assert len(gpu.axes[0].lines) == 3                           # soups, per combination, Prompted-MORL
+    cpu = plot_training_cost(E.training_cost(side_seconds=2750.0))
+    assert "6.1 h" in [t.get_text() for t in cpu.axes[0].texts] and len(cpu.axes[0].lines) == 2

@@ -67,12 +67,13 @@ def test_generate_and_score_with_and_without_adapter_and_tables():
     assert compare.length_change([{"label": k, **v} for k, v in by.items()], "base", "trained") == pytest.approx(-0.4)
 
 
-def test_general_score_fn_is_the_average_raters_reward_and_keeps_other_columns():
+def test_general_score_fn_is_the_general_raters_reward_and_keeps_other_columns():
+    assert compare.GENERAL_WEIGHTS == {"P2B": 0.5, "P3A": 0.5}     # the rater behind the general reward model
     scorer = compare.general_score_fn(toy_length_score_fn)
     ins, resp = ["q", "q"], ["short", "a much longer answer with you and more words!"]
     out = scorer(["general", "P2A"], ins, resp)
-    sides = toy_length_score_fn(["P1A", "P2B", "P3A"], ins, resp)
-    torch.testing.assert_close(out[:, 0], sides @ torch.tensor([0.5, 0.5, 1.0]) / 2.0)
+    sides = toy_length_score_fn(["P2B", "P3A"], ins, resp)
+    torch.testing.assert_close(out[:, 0], sides @ torch.tensor([0.5, 0.5]))
     torch.testing.assert_close(out[:, 1], toy_length_score_fn(["P2A"], ins, resp)[:, 0])
     assert out[0, 0] != out[1, 0]                 # it depends on the response
     assert compare.general_score_fn(toy_length_score_fn)(["P2B"], ins, resp).shape == (2, 1)

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import torch
 
 from .. import config as lab_config
+from ..feedback import annotators
 from .trainer import ADAPTER_DIR, PPOConfig, PPOTrainer, weighted_sum
 
 ADAPTERS_DIR = lab_config.DATA_DIR / "adapters"
@@ -30,9 +31,9 @@ ADAPTERS_DIR = lab_config.DATA_DIR / "adapters"
 
 def shipped_adapter(name: str, root: str | Path | None = None) -> Path | None:
     """data/adapters/<name>/adapter if it holds a PEFT adapter (config and weights), else None."""
-    path = Path(root or ADAPTERS_DIR) / name / ADAPTER_DIR
-    complete = (path / "adapter_config.json").exists() and (path / "adapter_model.safetensors").exists()
-    return path if complete else None
+    from ..soups import shipped_adapter_dirs
+
+    return shipped_adapter_dirs([name], root or ADAPTERS_DIR).get(name)
 
 
 def shipped_record(path: str | Path) -> dict:
@@ -99,18 +100,19 @@ def train_or_load(name: str, objective, config: PPOConfig, prompts: Sequence, *,
 # --------------------------------------------------------------------------------------------
 
 
-# The "generally better" reward of the RLHF baseline, when no reward model for it ships: the
-# average rater of notebook 03 (rlphf_lab.feedback.raters.MEAN_PREFERENCE = (-0.5, 0.5, 1.0) over
-# expertise, informativeness, friendliness), i.e. simpler (P1A), more informative (P2B), friendlier (P3A).
-GENERAL_WEIGHTS = {"P1A": 0.5, "P2B": 0.5, "P3A": 1.0}
+# The "generally better" reward of the RLHF baseline, when no reward model for it ships: the same
+# rater that labelled the shipped general reward model's pairs (annotators.GENERAL_WEIGHTS, half
+# informativeness, half friendliness), as weights on each dimension's positive side: {"P2B": .5, "P3A": .5}.
+GENERAL_WEIGHTS = {side: annotators.GENERAL_WEIGHTS[side[:2]] for side, sign in annotators.SIGN.items()
+                   if sign > 0 and side[:2] in annotators.GENERAL_WEIGHTS}
 
 
 def general_score_fn(score_fn, weights: dict[str, float] | None = None, code: str = "general"):
     """A score_fn that also knows `code` ("general", the RLHF baseline's single reward).
 
     If the scorer has its own reward model for `code`, it is used as it is. Otherwise `code` is the
-    average rater's reward: r_general = sum_s w_s r_s / sum_s w_s over GENERAL_WEIGHTS, what one
-    reward model trained on the pooled labels of the raters of notebook 03 learns to first order.
+    general rater's reward built from the side rewards: r_general = sum_s w_s r_s / sum_s w_s over
+    GENERAL_WEIGHTS, what a reward model trained on that rater's labels learns to first order.
     """
     models = getattr(score_fn, "models", None)
     if models is not None and code in models:

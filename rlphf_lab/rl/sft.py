@@ -19,8 +19,7 @@ from pathlib import Path
 
 from ..feedback.pairs import group_by_prompt, score_candidates
 from ..preferences import apply_preference, combinations, parse_combination
-
-ADAPTER_DIR = "adapter"
+from .trainer import ADAPTER_DIR
 
 
 def multitask_examples(candidates: list[dict], combos: list[str] | None = None, split: str = "train") -> list[dict]:
@@ -64,7 +63,7 @@ def train_multitask_sft(candidates: list[dict], output_dir: str | Path, *, epoch
     dataset = Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]} for e in examples])
     model, tokenizer = load_policy(device=device, dtype="float32")   # fp32 master weights; autocast below
     use_bf16 = model.device.type == "cuda"
-    args = SFTConfig(output_dir=str(output_dir / "trainer"), num_train_epochs=epochs, max_steps=max_steps,
+    args = SFTConfig(output_dir=str(output_dir / "checkpoints"), num_train_epochs=epochs, max_steps=max_steps,
                      per_device_train_batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                      lr_scheduler_type="cosine", warmup_steps=10, logging_steps=5, save_strategy="no",
                      report_to="none", max_length=512, bf16=use_bf16, completion_only_loss=True,
