@@ -177,7 +177,7 @@ def _cmd_judge_agreement(args) -> int:
 
 def _cmd_train_policy(args) -> int:
     from .config import REPO_ROOT, pick
-    from .data import load_prompts
+    from .data import load_prompts, split_dev
     from .models import load_policy
     from .rl import PPOConfig, PPOTrainer, multi
     from .rl.trainer import make_accelerator
@@ -202,11 +202,17 @@ def _cmd_train_policy(args) -> int:
                        mini_batch_size=min(args.mini_batch_size, batch), ppo_epochs=args.ppo_epochs,
                        max_new_tokens=args.max_new_tokens or pick(16, 64), learning_rate=args.learning_rate,
                        init_kl_coef=args.init_kl_coef, seed=args.seed, save_every=args.save_every,
-                       reward_weights=objective.reward_weights)
+                       reward_weights=objective.reward_weights, missing_eos_penalty=args.missing_eos_penalty,
+                       target_kl=args.target_kl, horizon=args.kl_horizon, eval_every=args.eval_every)
     accelerator = make_accelerator()              # one process, or each process of `accelerate launch`
     model, tokenizer = load_policy(device=str(accelerator.device), dtype=args.dtype)
-    prompts = [p["instruction"] for p in load_prompts("train", limit=args.limit)]
-    trainer = PPOTrainer(config, model, tokenizer, prompts, accelerator=accelerator, **objective.trainer_kwargs())
+    # PPO trains on the train split minus a small dev set, on which it logs held-out metrics
+    train, dev = split_dev(load_prompts("train"))
+    prompts = [p["instruction"] for p in train[:args.limit]]
+    eval_prompts = [p["instruction"] for p in dev[:args.eval_prompts]] if args.eval_every else None
+    trainer = PPOTrainer(config, model, tokenizer, prompts, accelerator=accelerator, eval_prompts=eval_prompts,
+                         judge_fn=multi.judge_fn(objective) if args.reward == "rm" else None,
+                         **objective.trainer_kwargs())
     history = trainer.train(resume=args.resume, command="rlphf-lab " + " ".join(sys.argv[1:]))
     if accelerator.is_main_process and history:
         first, last = history[0], history[-1]
@@ -442,6 +448,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=None, help="quick mode: 16, else 64")
     p.add_argument("--learning-rate", type=float, default=1e-4)
     p.add_argument("--init-kl-coef", type=float, default=0.2)
+    p.add_argument("--target-kl", type=float, default=6.0, help="KL per answer (nats) the adaptive controller aims at")
+    p.add_argument("--kl-horizon", type=int, default=None,
+                   help="adaptive KL horizon in samples (default: fitted to the run, iterations x batch / 10)")
+    p.add_argument("--missing-eos-penalty", type=float, default=1.0,
+                   help="subtracted from the normalised score of an answer cut off before EOS (TRL's RLOO/GRPO)")
+    p.add_argument("--eval-every", type=int, default=0,
+                   help="held-out reward-model and annotator scores on dev prompts every N iterations (0: off)")
+    p.add_argument("--eval-prompts", type=int, default=16, help="how many dev prompts the held-out metrics use")
     p.add_argument("--limit", type=int, default=None, help="train on the first n prompts only")
     p.add_argument("--out", default=None, help="output folder (default runs/policies/REWARD/NAME)")
     p.add_argument("--seed", type=int, default=0)

@@ -24,14 +24,51 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return rows
 
 
-def write_jsonl(path: str | Path, rows) -> Path:
-    """Write rows as JSONL (one JSON object per line, UTF-8)."""
+def partial_path(path: str | Path) -> Path:
+    """Where an artifact is written until it is complete: `<name>.partial` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".partial")
+
+
+def replace_with(new: str | Path, target: str | Path) -> Path:
+    """Put the finished file or folder `new` where `target` is, replacing it.
+
+    Until this call `target` is untouched, so an interrupted write never leaves half an artifact:
+    write to `partial_path(target)`, then call this. A file is swapped in one step (os.replace);
+    a folder is swapped by renaming the old one to `<name>.old`, the new one into place, and only
+    then deleting the old one.
+    """
+    import shutil
+
+    new, target = Path(new), Path(target)
+    if not new.is_dir():
+        os.replace(new, target)
+        return target
+    old = target.with_name(target.name + ".old")
+    if old.exists() and target.exists():      # left over from a swap that was interrupted after its rename
+        shutil.rmtree(old)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write a text file (UTF-8) so that it is either the old or the new file, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return path
+    tmp = partial_path(path)
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    return replace_with(tmp, path)
+
+
+def write_jsonl(path: str | Path, rows) -> Path:
+    """Write rows as JSONL (one JSON object per line, UTF-8); the old file stays until the new one is complete."""
+    return write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def load_prompts(split: str | None = None, limit: int | None = None, path: str | Path = PROMPTS_FILE) -> list[dict]:
@@ -98,9 +135,7 @@ def write_provenance(artifact: str | Path, *, command: str, seed: int | None, wa
         "packages": package_versions(),
         **extra,
     }
-    path = artifact.with_name(artifact.name + ".provenance.json")
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    return path
+    return write_text_atomic(artifact.with_name(artifact.name + ".provenance.json"), json.dumps(record, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------------------------
@@ -113,6 +148,10 @@ CANDIDATES_FILE = DATA_DIR / "candidates.jsonl"
 TEXT_FIELDS = ("instruction", "chosen", "rejected")
 
 
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not standard JSON")
+
+
 class FeedbackStore:
     """An append-only JSONL file of feedback records: one line per click, never rewritten.
 
@@ -121,17 +160,45 @@ class FeedbackStore:
         store.records()                                            # every valid line
 
     `append` writes one line, flushes and fsyncs, so a kernel crash loses at most the record
-    being written. `records` skips a corrupt or truncated line, warns with its line number and
+    being written; it refuses (ValueError) a record that `records` could not read back: anything
+    but a dict, or values that are not standard JSON (NaN, inf, objects). `records` skips a
+    corrupt or truncated line (invalid JSON, invalid UTF-8, NaN), warns with its line number and
     lists it in `problems`; the file itself is never changed except by appending.
+
+    A store whose file does not exist yet is new (`is_new`): the first append creates it. To read
+    labels that must already be there, pass `must_exist=True`: a mistyped path then raises
+    FileNotFoundError instead of reading as an empty store.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, must_exist: bool = False):
         self.path = Path(path)
         self.problems: list[tuple[int, str]] = []     # (line number, what is wrong), from the last read
+        if must_exist and not self.path.is_file():
+            others = sorted(p.name for p in self.path.parent.glob("*.jsonl")) if self.path.parent.is_dir() else []
+            raise FileNotFoundError(f"No feedback store at {self.path} (files there: {others or 'none'}); "
+                                    f"check the path, or label some pairs first (the first label creates it).")
+
+    @property
+    def is_new(self) -> bool:
+        """True while the file does not exist (nothing labelled yet, or a mistyped path)."""
+        return not self.path.exists()
+
+    def describe(self) -> str:
+        """One line for a notebook or widget: how many records, or that the store is new."""
+        if self.is_new:
+            return f"new store {self.path} (no file yet: the first label creates it)"
+        return f"{len(self.records())} records in {self.path}"
 
     def append(self, record: dict) -> None:
         """Append one record as one JSON line, then flush and fsync."""
-        line = json.dumps(record, ensure_ascii=False)
+        if not isinstance(record, dict):
+            raise ValueError(f"A feedback record must be a dict, got {type(record).__name__}: {record!r:.80}; "
+                             f"nothing was written.")
+        try:
+            line = json.dumps(record, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as err:       # NaN / inf, or a value JSON cannot hold
+            raise ValueError(f"Cannot store this record as standard JSON ({err}); use plain numbers, strings, "
+                             f"lists and dicts (no NaN). Nothing was written.") from None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "ab") as f:
             # After a crash mid-write the last line has no newline: end it first, so the new record
@@ -155,15 +222,16 @@ class FeedbackStore:
         if not self.path.exists():
             return []
         rows = []
-        with open(self.path, encoding="utf-8", errors="replace") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
+        with open(self.path, "rb") as f:
+            for n, raw in enumerate(f, 1):
+                if not raw.strip():
                     continue
                 try:
-                    row = json.loads(line)
+                    # strict: invalid UTF-8 is an error (never silently U+FFFD), and so is NaN
+                    row = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
                     if not isinstance(row, dict):
                         raise ValueError("not a JSON object")
-                except ValueError as err:
+                except ValueError as err:               # UnicodeDecodeError and JSONDecodeError are ValueErrors
                     self.problems.append((n, str(err)))
                     warnings.warn(f"{self.path}, line {n}: skipped a corrupt or truncated record ({err}). "
                                   f"The line stays in the file; delete it by hand if you want it gone.", stacklevel=2)
@@ -230,7 +298,7 @@ def to_preference_dataset(pairs_or_records, preference: str | None = None, rater
     from datasets import Dataset
 
     if isinstance(pairs_or_records, (str, Path)):
-        pairs_or_records = FeedbackStore(pairs_or_records)
+        pairs_or_records = FeedbackStore(pairs_or_records, must_exist=True)
     records = pairs_or_records.records() if isinstance(pairs_or_records, FeedbackStore) else list(pairs_or_records)
     rows = []
     for r in records:
@@ -250,3 +318,24 @@ def to_preference_dataset(pairs_or_records, preference: str | None = None, rater
         raise ValueError(f"No labelled pairs left for preference={preference!r}, rater={rater!r}: check the "
                          f"filters (preferences present: {sorted({str(r.get('preference')) for r in records})}).")
     return Dataset.from_list(rows)
+
+
+DEV_PER_CATEGORY = 3     # train prompts per category held out from PPO for its held-out metrics
+
+
+def split_dev(prompts: list[dict], per_category: int = DEV_PER_CATEGORY) -> tuple[list[dict], list[dict]]:
+    """(train, dev): the last `per_category` prompts of each category become a dev set.
+
+    PPO trains on `train` and logs held-out rewards on `dev`, so recipes are compared without ever
+    looking at the eval split (the 88 prompts every method is finally judged on).
+    """
+    if per_category < 0:
+        raise ValueError(f"per_category must be >= 0 (got {per_category}).")
+    by_category: dict[str, list[dict]] = {}
+    for row in prompts:
+        by_category.setdefault(row["category"], []).append(row)
+    dev_ids = {row["id"] for rows in by_category.values() for row in rows[len(rows) - per_category:]} if per_category else set()
+    # interleave categories in the dev list, so its first n prompts cover many topics
+    dev = [row for k in range(per_category) for rows in by_category.values()
+           for row in rows[len(rows) - per_category:][k:k + 1]]
+    return [row for row in prompts if row["id"] not in dev_ids], dev

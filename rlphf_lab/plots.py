@@ -354,3 +354,40 @@ def plot_training_cost(cost: list[dict], ax=None):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_recipe_sweep(rows: list[dict], figsize=(13, 3.2)):
+    """PPO recipe sweep (scripts/sweep_recipe.py): held-out metrics against rollouts, one line per
+    (side, setting): the annotators' win rate against the untrained model, the reward model's
+    score, KL per answer and answer length. rows: dicts with side, setting, rollouts, eval/*."""
+    import matplotlib.pyplot as plt
+
+    panels = [("eval/judge_win_rate", "annotator win rate vs vanilla"), ("eval/score", "reward-model score"),
+              ("eval/kl", "KL per answer (nats)"), ("eval/response_length", "answer length (tokens)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=figsize)
+    sides = sorted({r["side"] for r in rows})
+    settings = sorted({r["setting"] for r in rows})
+    colors = {s: f"C{i}" for i, s in enumerate(sides)}
+    styles = dict(zip(settings, ["-", "--", ":", "-."]))
+    for ax, (key, title) in zip(axes, panels):
+        for side in sides:
+            for setting in settings:
+                run = sorted((r for r in rows if r["side"] == side and r["setting"] == setting and key in r),
+                             key=lambda r: r["rollouts"])
+                if run:
+                    ax.plot([0] + [r["rollouts"] for r in run],
+                            [_start_value(key, run[0])] + [r[key] for r in run],
+                            styles.get(setting, "-"), color=colors[side], marker="o", ms=3, label=f"{side} {setting}")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("rollouts")
+        ax.grid(alpha=0.3)
+    axes[0].axhline(0.5, color="gray", lw=0.8)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _start_value(key: str, first: dict) -> float:
+    """The value at 0 rollouts (the untrained policy is the reference model)."""
+    return {"eval/judge_win_rate": 0.5, "eval/score": first.get("eval/ref_score", float("nan")),
+            "eval/kl": 0.0}.get(key, float("nan"))

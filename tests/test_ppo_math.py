@@ -121,10 +121,17 @@ def test_response_mask_stops_after_the_first_eos():
     assert ppo.last_token_index(mask).tolist() == [1, 3, 0, 1]
 
 
-def test_missing_eos_penalty_replaces_the_score():
+def test_missing_eos_penalty_is_subtracted_so_a_cut_off_answer_keeps_its_content_signal():
     scores, has_eos = torch.tensor([3.0, 4.0, 5.0]), torch.tensor([True, False, True])
-    assert ppo.apply_missing_eos_penalty(scores, has_eos, -1.0).tolist() == [3.0, -1.0, 5.0]
+    assert ppo.apply_missing_eos_penalty(scores, has_eos, 1.0).tolist() == [3.0, 3.0, 5.0]
     assert ppo.apply_missing_eos_penalty(scores, has_eos, None).tolist() == [3.0, 4.0, 5.0]
+    # two cut-off answers with different content still get different rewards (the old recipe gave both -1)
+    cut = torch.tensor([False, False])
+    better, worse = ppo.apply_missing_eos_penalty(torch.tensor([2.0, -0.5]), cut, 1.0).tolist()
+    assert better - worse == pytest.approx(2.5)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="missing_eos_penalty"):
+            ppo.apply_missing_eos_penalty(scores, has_eos, bad)
 
 
 def test_masked_mean_and_whiten_ignore_padding():
@@ -186,6 +193,24 @@ def test_adaptive_kl_moves_beta_towards_the_target():
     restored = ppo.AdaptiveKLController()
     restored.load_state_dict(up.state_dict())
     assert restored == up
+
+
+def test_horizon_for_run_lets_beta_move_measurably_within_the_run():
+    iterations, batch = 125, 8                              # a 1,000-rollout run
+    horizon = ppo.horizon_for_run(iterations * batch)
+    assert horizon == 100                                   # 0.2 * 1000 / 2
+    up, old = ppo.AdaptiveKLController(0.05, target=6.0, horizon=horizon), ppo.AdaptiveKLController(0.05, 6.0, 10000)
+    for _ in range(iterations):                             # the policy stays far above its KL target
+        up.update(current_kl=30.0, n_steps=batch)
+        old.update(current_kl=30.0, n_steps=batch)
+    assert up.value / 0.05 > 5.0                            # beta grew about e^2 = 7.4x
+    assert old.value / 0.05 < 1.25                          # the fixed 10,000 horizon: barely moved
+    down = ppo.AdaptiveKLController(0.05, target=6.0, horizon=horizon)
+    for _ in range(iterations):
+        down.update(current_kl=0.0, n_steps=batch)
+    assert down.value / 0.05 < 0.2
+    with pytest.raises(ValueError):
+        ppo.horizon_for_run(0)
 
 
 def test_running_moments_equal_the_statistics_of_everything_seen():

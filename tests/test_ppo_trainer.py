@@ -105,6 +105,40 @@ def test_training_logprobs_are_those_of_the_sampling_distribution(tmp_path):
     torch.testing.assert_close(trained * mask, sampled * mask, rtol=0, atol=1e-5)
 
 
+def test_logits_for_logprobs_are_fp32_in_a_bf16_model(tmp_path):
+    """bf16 logits are rounded to steps of up to 0.125; the trainer computes them in fp32."""
+    trainer = _trainer(tmp_path, model=tiny_llama().to(torch.bfloat16))
+    for name, p in trainer.unwrapped.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.5)
+    ids = torch.randint(0, 256, (2, 12))
+    mask = torch.ones_like(ids)
+    logits, values = trainer.unwrapped(ids, mask, 5)
+    assert logits.dtype == torch.float32 and values.dtype == torch.float32
+    assert (logits != logits.bfloat16().float()).float().mean() > 0.5     # not bf16 numbers cast up
+    logprobs, _, _ = trainer.forward_logprobs(ids, mask, ids[:, -5:])
+    assert logprobs.dtype == torch.float32 and torch.isfinite(logprobs).all()
+
+
+def test_held_out_evaluation_logs_scores_kl_and_judge_win_rate(tmp_path):
+    objective = personalized_soups("P2A", toy_length_score_fn)
+    config = PPOConfig(output_dir=str(tmp_path), iterations=3, eval_every=2, **TINY)
+    judge = lambda instructions, responses: torch.tensor([[-len(r)] for r in responses], dtype=torch.float32)
+    trainer = PPOTrainer(config, tiny_llama(), tiny_tokenizer(), PROMPTS, eval_prompts=["Hello?", "Name a colour."],
+                         judge_fn=judge, **objective.trainer_kwargs())
+    before = trainer.evaluate()                       # untrained: the policy is the reference (same seeds)
+    assert before["eval/kl"] == pytest.approx(0.0, abs=1e-5)
+    assert before["eval/win_rate"] == 0.5 and before["eval/judge_win_rate"] == 0.5
+    assert before["eval/score"] == pytest.approx(before["eval/ref_score"])
+    history = trainer.train()
+    assert [bool(m["eval/kl"] != "") for m in history] == [False, True, True]    # every 2 iterations and the end
+    rows = read_metrics(tmp_path)
+    assert "eval/judge_win_rate" in rows[1] and "eval/judge_win_rate" not in rows[0]
+    assert rows[2]["eval/kl"] > 0
+    with pytest.raises(ValueError, match="eval_prompts"):
+        PPOTrainer(config, tiny_llama(), tiny_tokenizer(), PROMPTS, **objective.trainer_kwargs())
+
+
 def test_ppo_raises_a_simple_reward(tmp_path):
     """End to end on the tiny model: reward = share of lowercase ASCII letters in the response.
     (LoRA also on lm_head: a 2-layer random model barely moves through q/v alone.)"""
@@ -113,6 +147,7 @@ def test_ppo_raises_a_simple_reward(tmp_path):
 
     config = PPOConfig(output_dir=str(tmp_path), iterations=20, batch_size=16, mini_batch_size=8, max_new_tokens=8,
                        learning_rate=1e-2, temperature=1.0, missing_eos_penalty=None,
+                       adaptive_kl=False, init_kl_coef=0.2,    # a fixed KL price: this test is about the reward
                        lora_target_modules=["q_proj", "v_proj", "lm_head"])
     history = PPOTrainer(config, tiny_llama(), tiny_tokenizer(), PROMPTS, reward_fn).train()
     first = sum(m["reward/score"] for m in history[:5]) / 5

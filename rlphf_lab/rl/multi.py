@@ -156,6 +156,27 @@ def toy_length_score_fn(side_codes: Sequence[str], instructions: list[str], resp
     return torch.tensor(rows, dtype=torch.float32).reshape(len(responses), len(side_codes))
 
 
+def annotator_score_fn(side_codes: Sequence[str], instructions: list[str], responses: list[str]) -> torch.Tensor:
+    """The simulated annotators (rlphf_lab.feedback.annotators) as a scorer: (batch, len(side_codes)).
+
+    PPO optimises the reward models; the annotators that labelled their training pairs are the
+    held-out "gold" judge (PPOTrainer's judge_fn): a gain the annotators do not confirm is a gain
+    in the reward model's errors.
+    """
+    from ..feedback import annotators
+
+    if len(instructions) != len(responses):
+        raise ValueError(f"{len(instructions)} instructions but {len(responses)} responses; give one instruction per response.")
+    rows = [[annotators.score(code, response, instruction) for code in side_codes]
+            for instruction, response in zip(instructions, responses)]
+    return torch.tensor(rows, dtype=torch.float32).reshape(len(responses), len(side_codes))
+
+
+def judge_fn(objective: Objective, score_fn: ScoreFn = annotator_score_fn) -> RewardFn:
+    """A held-out judge with the objective's reward columns (same weights, same scalarizer)."""
+    return _columns(score_fn, objective.reward_names)
+
+
 def load_score_fn(kind: str = "rm") -> ScoreFn:
     """The scorer for `train-policy --reward KIND`: "toy-length" or "rm" (trained reward models)."""
     if kind == "toy-length":

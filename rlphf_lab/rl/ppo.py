@@ -11,6 +11,7 @@ action a_t is token t. Shapes below use B = batch, T = response length, V = voca
     policy_loss            the clipped surrogate objective
     value_loss             the clipped value regression
     AdaptiveKLController   beta follows a KL target (Ziegler et al. 2019)
+    horizon_for_run        the controller's horizon for a run of a given length
 
 Everything here is plain tensor maths on small inputs: tests/test_ppo_math.py checks each
 function against numbers worked out by hand. The training loop lives in rl/trainer.py.
@@ -113,15 +114,20 @@ def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, 
 
 
 def apply_missing_eos_penalty(scores: torch.Tensor, has_eos: torch.Tensor, penalty: float | None) -> torch.Tensor:
-    """Replace the score of every response that never produced EOS by a fixed penalty.
+    """Subtract a fixed penalty from the score of every response that never produced EOS.
 
-    A cut-off response was never judged as an answer; without this, a policy can learn to
-    ramble past max_new_tokens whenever the reward model likes long text.
+    A cut-off response keeps its own score, so it still tells the policy how good its content
+    was, and pays `penalty` for not finishing (TRL's RLOO/GRPO `missing_eos_penalty`). The older
+    recipe *replaced* such scores by a constant: when most answers are cut off, most rollouts
+    then carry the same reward and nothing but "stop earlier" can be learned.
     """
     if penalty is None:
         return scores
-    # score_i = penalty if response i has no EOS else score_i
-    return torch.where(has_eos, scores, torch.full_like(scores, penalty))
+    if not math.isfinite(penalty) or penalty < 0:
+        raise ValueError(f"missing_eos_penalty must be a finite number >= 0 (got {penalty}); it is subtracted "
+                         f"from the score of answers cut off before EOS.")
+    # score_i = score_i - penalty   if response i has no EOS
+    return scores - penalty * (~has_eos).to(scores.dtype)
 
 
 def compute_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor,
@@ -235,7 +241,12 @@ class FixedKLController:
 @dataclass
 class AdaptiveKLController:
     """beta grows when the policy drifts past the KL target and shrinks when it stays below it
-    (Ziegler et al. 2019, section 2.2). `current_kl` is the mean KL per response, in nats."""
+    (Ziegler et al. 2019, section 2.2). `current_kl` is the mean KL per response, in nats.
+
+    The horizon K_beta (in samples) sets how fast beta can move: at most a factor
+    exp(0.2 * N / K_beta) over a run of N samples. Ziegler et al.'s 10,000 suits runs of
+    hundreds of thousands of samples; for a run of a few thousand use `horizon_for_run`.
+    """
     value: float = 0.2        # beta_0
     target: float = 6.0       # KL_target
     horizon: int = 10000      # K_beta, in samples
@@ -251,6 +262,17 @@ class AdaptiveKLController:
 
     def load_state_dict(self, state: dict) -> None:
         self.value, self.target, self.horizon = float(state["value"]), float(state["target"]), int(state["horizon"])
+
+
+def horizon_for_run(total_samples: int, max_log_change: float = 2.0) -> int:
+    """A K_beta that lets beta move by up to a factor exp(max_log_change) within the run.
+
+    Over N samples at the largest error (0.2) log beta changes by about 0.2 N / K_beta, so
+    K_beta = 0.2 N / max_log_change: with the default, beta can grow or shrink about 7x.
+    """
+    if total_samples < 1 or max_log_change <= 0:
+        raise ValueError(f"total_samples ({total_samples}) must be >= 1 and max_log_change ({max_log_change}) > 0.")
+    return max(1, round(0.2 * total_samples / max_log_change))
 
 
 @dataclass

@@ -87,10 +87,12 @@ class PPOConfig:
     init_kl_coef: float = 0.2            # beta_0
     adaptive_kl: bool = True             # adapt beta towards target_kl (else fixed)
     target_kl: float = 6.0               # KL target per response, nats
-    horizon: int = 10000                 # K_beta of the adaptive controller, in samples
+    horizon: int | None = None           # K_beta of the adaptive controller, in samples (None: fit to the run,
+                                         #   ppo.horizon_for_run(iterations * batch_size): beta can move ~7x)
     temperature: float = 0.7             # sampling temperature, also applied to the log-probs
     max_new_tokens: int = 64             # response length limit
-    missing_eos_penalty: float | None = -1.0   # score of a response cut off before EOS (None: keep its score)
+    missing_eos_penalty: float | None = 1.0    # subtracted from the (normalised) score of an answer cut off
+                                               #   before EOS, as in TRL's RLOO/GRPO (None: no penalty)
     reward_normalization: str = "running"      # "running", "reference" (stats of reference samples) or "none"
     reference_samples: int = 64          # responses sampled from the reference for "reference" normalisation
     whiten_rewards: bool = False         # divide per-token rewards by their std before GAE
@@ -101,6 +103,8 @@ class PPOConfig:
     lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
     seed: int = 0
     save_every: int = 0                  # checkpoint every N iterations (0: only at the end)
+    eval_every: int = 0                  # held-out evaluation every N iterations and at the end (0: never);
+                                         #   needs PPOTrainer(eval_prompts=...)
 
     def __post_init__(self):
         if self.reward_normalization not in ("running", "reference", "none"):
@@ -137,7 +141,14 @@ class PolicyWithValueHead(nn.Module):
                                   use_cache=False).last_hidden_state        # (B, P + T, H)
         # state s_t (prompt + first t response tokens) ends at position P + t - 1
         h = hidden[:, -n_response - 1:-1]                                    # (B, T, H)
-        logits = lm.get_output_embeddings()(h)                               # (B, T, V)
+        # logits in fp32 (hidden state and output layer cast up): in bf16 the logits are rounded
+        # to steps of 0.06-0.125 at |z| = 8-32, and that rounding would enter every ratio and KL_t
+        head = lm.get_output_embeddings()
+        if head.weight.dtype == torch.float32:
+            logits = head(h.float())                                         # (B, T, V)
+        else:
+            bias = None if head.bias is None else head.bias.float()
+            logits = nn.functional.linear(h.float(), head.weight.float(), bias)   # (B, T, V) fp32
         values = self.value_head(h.float()).squeeze(-1)                      # (B, T)
         return logits, values
 
@@ -228,7 +239,12 @@ def _seed(seed: int, iteration: int, stream: int, rank: int = 0) -> int:
     return ((seed * 100_003 + iteration) * 8 + stream) * 1024 + rank
 
 
-PROMPTS, SAMPLING, MINIBATCHES, REFERENCE = range(4)   # the seed streams
+PROMPTS, SAMPLING, MINIBATCHES, REFERENCE, EVAL = range(5)   # the seed streams
+
+# held-out metrics (PPOTrainer.evaluate); rows of iterations without an evaluation leave them empty
+EVAL_KEYS = ("eval/score", "eval/ref_score", "eval/win_rate", "eval/judge", "eval/ref_judge", "eval/judge_win_rate",
+             "eval/kl", "eval/response_length", "eval/eos_fraction", "eval/short_fraction", "time/eval")
+SHORT_ANSWER_WORDS = 8       # an answer with fewer words counts as short (a likely non-answer)
 
 
 class PPOTrainer:
@@ -237,12 +253,16 @@ class PPOTrainer:
     prompts: plain instructions, Query objects, or (policy prompt, reward instruction) pairs.
     query_fn: optional; turns each drawn instruction into a Query (Prompted-MORL adds a random
     preference combination here). callback(metrics) runs after every iteration (live plots).
+    eval_prompts: held-out instructions (not in `prompts`) for `evaluate`, every config.eval_every
+    iterations; judge_fn: optional second scorer with reward_fn's protocol (e.g. the simulated
+    annotators), whose held-out win rate against the reference says whether the reward model's
+    gains are real.
     """
 
     def __init__(self, config: PPOConfig, model, tokenizer, prompts: Sequence, reward_fn: RewardFn, *,
                  scalarizer: Scalarizer | None = None, reward_names: Sequence[str] | None = None,
                  query_fn: QueryFn | None = None, callback: Callable[[dict], None] | None = None,
-                 accelerator=None):
+                 accelerator=None, eval_prompts: Sequence | None = None, judge_fn: RewardFn | None = None):
         if not prompts:
             raise ValueError("No prompts: pass a non-empty list of instructions (e.g. data.load_prompts('train')).")
         if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
@@ -264,6 +284,9 @@ class PPOTrainer:
         self.local_batch = config.batch_size // self.world
         self.local_mini_batch = config.mini_batch_size // self.world
 
+        if "lm_head" in config.lora_target_modules and next(model.parameters()).dtype != torch.float32:
+            raise ValueError("LoRA on lm_head needs an fp32 model (the trainer computes a low-precision model's "
+                             "logits in fp32 from the base weights); load it with dtype='float32' or drop lm_head.")
         torch.manual_seed(config.seed)                      # the LoRA A matrices start random
         policy = add_lora(model, config)
         disable_dropout(policy)
@@ -273,10 +296,19 @@ class PPOTrainer:
         self.device = self.accelerator.device
 
         if config.adaptive_kl:
-            self.kl_ctl = ppo.AdaptiveKLController(config.init_kl_coef, config.target_kl, config.horizon)
+            horizon = config.horizon or ppo.horizon_for_run(config.iterations * config.batch_size)
+            self.kl_ctl = ppo.AdaptiveKLController(config.init_kl_coef, config.target_kl, horizon)
         else:
             self.kl_ctl = ppo.FixedKLController(config.init_kl_coef)
         self.reward_stats = ppo.RunningMoments()
+        self.eval_prompts, self.judge_fn = list(eval_prompts or []), judge_fn
+        if config.eval_every and not self.eval_prompts:
+            raise ValueError(f"eval_every={config.eval_every} needs held-out prompts: pass eval_prompts=[...] "
+                             f"(instructions not in the training prompts), or set eval_every=0.")
+        if len(self.eval_prompts) % self.world:
+            raise ValueError(f"{len(self.eval_prompts)} eval prompts do not split over {self.world} processes; "
+                             f"use a multiple of {self.world}.")
+        self._eval_reference: dict | None = None   # the reference model's held-out answers, scored once
         self.iteration = 0                 # iterations completed
         self.wall_time = 0.0               # seconds of training, summed over resumed runs
         self.history: list[dict] = []
@@ -343,9 +375,11 @@ class PPOTrainer:
                 entropy.append(ppo.entropy_from_logits(logits, self.config.temperature))
         return torch.cat(logprobs), torch.cat(values), torch.cat(entropy)
 
-    def score(self, queries: list[Query], responses: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw rewards (B, K) from reward_fn(plain instructions, responses), and their scalarization (B,)."""
-        rewards = self.reward_fn([q.instruction for q in queries], list(responses))
+    def score(self, queries: list[Query], responses: list[str], scorer: RewardFn | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw rewards (B, K) from reward_fn (or `scorer`)(plain instructions, responses), and their
+        scalarization (B,)."""
+        rewards = (scorer or self.reward_fn)([q.instruction for q in queries], list(responses))
         rewards = torch.as_tensor(rewards, dtype=torch.float32).to(self.device)
         if rewards.dim() != 2 or rewards.shape[0] != len(queries):
             raise ValueError(f"reward_fn returned shape {tuple(rewards.shape)}; it must return (batch, K) = "
@@ -403,6 +437,70 @@ class PPOTrainer:
         if self.config.reward_normalization == "running":
             self.reward_stats.update(self.accelerator.gather(scores).cpu())
         return self.reward_stats.normalize(scores)
+
+    # ---------------------------------------------------------------------------------------
+    # Held-out evaluation: fixed prompts, fixed seeds, the policy against the reference
+    # ---------------------------------------------------------------------------------------
+
+    def eval_queries(self) -> list[Query]:
+        """This process's share of the held-out queries (the same ones at every evaluation)."""
+        g = torch.Generator().manual_seed(_seed(self.config.seed, 0, EVAL, rank=1))
+        queries = [self.query_fn(p, g) if self.query_fn else as_query(p) for p in self.eval_prompts]
+        share = len(queries) // self.world
+        return queries[self.rank * share:(self.rank + 1) * share]
+
+    @torch.no_grad()
+    def answer_and_score(self, queries: list[Query], use_adapter: bool = True) -> dict:
+        """Seeded answers to `queries` (adapter on or off) with their scores, judge scores and KL."""
+        out = {k: [] for k in ("score", "judge", "kl", "length", "eos", "short")}
+        for i in range(0, len(queries), self.local_batch):
+            chunk = queries[i:i + self.local_batch]
+            ids, prompt_mask, response = self.generate(chunk, _seed(self.config.seed, i, EVAL, self.rank), use_adapter)
+            mask, has_eos = ppo.response_mask(response, self.tokenizer.eos_token_id)
+            attention_mask = torch.cat([prompt_mask, mask.long()], dim=1)
+            texts = self.decode(response, mask)
+            out["score"].append(self.score(chunk, texts)[1])
+            if self.judge_fn is not None:
+                out["judge"].append(self.score(chunk, texts, self.judge_fn)[1])
+            # KL(pi || pi_ref) per answer ~= sum_t log pi(a_t|s_t) - log pi_ref(a_t|s_t), on pi's own samples
+            logprobs, _, _ = self.forward_logprobs(ids, attention_mask, response)
+            ref_logprobs, _, _ = self.forward_logprobs(ids, attention_mask, response, use_adapter=False)
+            out["kl"].append(((logprobs - ref_logprobs) * mask).sum(dim=1))
+            out["length"].append(mask.sum(dim=1))
+            out["eos"].append(has_eos.float())
+            out["short"].append(torch.tensor([len(t.split()) < SHORT_ANSWER_WORDS for t in texts],
+                                             dtype=torch.float32, device=self.device))
+        return {k: self.accelerator.gather(torch.cat(v)).cpu() for k, v in out.items() if v}
+
+    def evaluate(self) -> dict:
+        """Held-out metrics (EVAL_KEYS) of the current policy on the eval prompts:
+
+            eval/score, eval/ref_score     mean reward-model score of the policy's / reference's answers
+            eval/win_rate                  P(score(policy answer) > score(reference answer)), ties 1/2
+            eval/judge, eval/ref_judge, eval/judge_win_rate   the same for judge_fn, if given
+            eval/kl                        KL per answer (nats) on the policy's answers
+            eval/response_length, eval/eos_fraction, eval/short_fraction (< 8 words)
+        """
+        start = time.perf_counter()
+        queries = self.eval_queries()
+        if self._eval_reference is None:            # the reference never changes: answer once
+            self._eval_reference = self.answer_and_score(queries, use_adapter=False)
+        ref, pol = self._eval_reference, self.answer_and_score(queries)
+
+        def win_rate(a, b):
+            # P(a > b) + 1/2 P(a = b), over prompts
+            return ((a > b).float() + 0.5 * (a == b).float()).mean().item()
+
+        m = dict.fromkeys(EVAL_KEYS, "")
+        m.update({"eval/score": pol["score"].mean().item(), "eval/ref_score": ref["score"].mean().item(),
+                  "eval/win_rate": win_rate(pol["score"], ref["score"]), "eval/kl": pol["kl"].mean().item(),
+                  "eval/response_length": pol["length"].float().mean().item(),
+                  "eval/eos_fraction": pol["eos"].mean().item(), "eval/short_fraction": pol["short"].mean().item()})
+        if "judge" in pol:
+            m.update({"eval/judge": pol["judge"].mean().item(), "eval/ref_judge": ref["judge"].mean().item(),
+                      "eval/judge_win_rate": win_rate(pol["judge"], ref["judge"])})
+        m["time/eval"] = time.perf_counter() - start
+        return m
 
     # ---------------------------------------------------------------------------------------
     # One PPO iteration
@@ -518,6 +616,9 @@ class PPOTrainer:
             metrics = self.step(iteration)
             self.iteration = iteration + 1
             self.wall_time += time.perf_counter() - start
+            if cfg.eval_every:          # held-out metrics (not counted in the training wall time)
+                due = self.iteration % cfg.eval_every == 0 or self.iteration == cfg.iterations
+                metrics.update(self.evaluate() if due else dict.fromkeys(EVAL_KEYS, ""))
             self.history.append(metrics)
             bar.set_postfix(reward=f"{metrics['reward/score']:.3f}", kl=f"{metrics['kl']:.2f}")
             if self.accelerator.is_main_process:

@@ -1,0 +1,129 @@
+"""Small seeded PPO sweeps that chose the shipped recipe, on the sides that failed to learn before.
+
+    .venv/bin/python scripts/sweep_recipe.py                    # run every (side, setting), resumable
+    .venv/bin/python scripts/sweep_recipe.py --sides P3A --settings lr3e-4,lr1e-3
+    .venv/bin/python scripts/sweep_recipe.py --summarize        # only rebuild the table and figure
+
+Every run is the project's own command,
+
+    rlphf-lab train-policy --preference SIDE <shared settings> <setting> --eval-every E --out runs/sweep/SIDE-SETTING
+
+seeded and checkpointed (an interrupted sweep continues where it stopped; finished runs are kept).
+Each run logs held-out metrics on the dev prompts (train-split prompts PPO never trains on; never
+the eval split) every E iterations: the reward model's score, the simulated annotators' win rate
+against the untrained model, KL and answer length. The script copies them into
+
+    data/sweeps/recipe.csv     one row per run and evaluation (rollouts, eval/* columns)
+    data/sweeps/recipe.md      the last evaluation of every run, as a table
+    data/sweeps/recipe.png     held-out annotator win rate, reward-model score, KL and length against rollouts
+
+Run it alone on the machine (one training job at a time, all cores).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LAB = REPO / ".venv" / "bin" / "rlphf-lab"
+RUNS = REPO / "runs" / "sweep"
+OUT = REPO / "data" / "sweeps"
+
+# What every run shares: the reward models, the seed, the batch and the answer budget.
+SHARED = ["--reward", "rm", "--seed", "0", "--batch-size", "8", "--mini-batch-size", "4", "--max-new-tokens", "128",
+          "--init-kl-coef", "0.05", "--target-kl", "6", "--missing-eos-penalty", "1.0"]
+# What the sweep varies (each a list of train-policy options).
+SETTINGS = {
+    "lr3e-4": ["--learning-rate", "3e-4", "--ppo-epochs", "2"],     # the previous shipped settings, new EOS / KL / fp32
+    "lr1e-3": ["--learning-rate", "1e-3", "--ppo-epochs", "2"],     # three times the step size
+}
+SIDES = ["P3A", "P1B", "P2B"]
+EVAL_COLUMNS = ["eval/judge_win_rate", "eval/judge", "eval/ref_judge", "eval/win_rate", "eval/score", "eval/ref_score",
+                "eval/kl", "eval/response_length", "eval/eos_fraction", "eval/short_fraction"]
+
+
+def run(side: str, setting: str, iterations: int, eval_every: int) -> Path:
+    out = RUNS / f"{side}-{setting}"
+    done = out / "adapter.provenance.json"
+    if done.exists():
+        print(f"{side} {setting}: done already ({out})")
+        return out
+    cmd = [str(LAB), "train-policy", "--preference", side, *SHARED, *SETTINGS[setting],
+           "--iterations", str(iterations), "--eval-every", str(eval_every), "--save-every", str(eval_every),
+           "--out", str(out)]
+    if (out / "checkpoints").exists():
+        cmd.append("--resume")
+    print(f"{side} {setting}: {' '.join(cmd[1:])}", flush=True)
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    print(f"{side} {setting}: {time.perf_counter() - start:.0f} s", flush=True)
+    return out
+
+
+def collect(batch_size: int = 8) -> list[dict]:
+    """Every evaluation row of every finished or running sweep run, with its rollout count."""
+    rows = []
+    for metrics in sorted(RUNS.glob("*/metrics.csv")):
+        side, setting = metrics.parent.name.split("-", 1)
+        with open(metrics, newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get("eval/kl", "") == "":
+                    continue
+                rows.append({"side": side, "setting": setting, "iteration": int(row["iteration"]),
+                             "rollouts": int(row["iteration"]) * batch_size,
+                             **{k: float(row[k]) for k in EVAL_COLUMNS if row.get(k, "") != ""}})
+    return rows
+
+
+def summarize(rows: list[dict]) -> None:
+    from rlphf_lab.plots import plot_recipe_sweep
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    columns = ["side", "setting", "iteration", "rollouts", *EVAL_COLUMNS]
+    with open(OUT / "recipe.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items()})
+    last = {}
+    for row in rows:
+        last[(row["side"], row["setting"])] = row
+    lines = ["| side | setting | rollouts | annotator win rate | RM score (ref) | KL | length (tokens) | EOS | short |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for (side, setting), r in sorted(last.items()):
+        lines.append(f"| {side} | {setting} | {r['rollouts']} | {r.get('eval/judge_win_rate', float('nan')):.2f} | "
+                     f"{r['eval/score']:.2f} ({r['eval/ref_score']:.2f}) | {r['eval/kl']:.1f} | "
+                     f"{r['eval/response_length']:.0f} | {r['eval/eos_fraction']:.2f} | {r['eval/short_fraction']:.2f} |")
+    (OUT / "recipe.md").write_text("\n".join(lines) + "\n")
+    fig = plot_recipe_sweep(rows)
+    fig.savefig(OUT / "recipe.png", dpi=110, bbox_inches="tight")
+    print("\n".join(lines))
+    print(f"table and figure in {OUT}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sides", default=",".join(SIDES))
+    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--iterations", type=int, default=32, help="PPO iterations per run (x 8 rollouts)")
+    parser.add_argument("--eval-every", type=int, default=8)
+    parser.add_argument("--summarize", action="store_true", help="only rebuild table and figure from the runs")
+    args = parser.parse_args()
+    unknown = [s for s in args.settings.split(",") if s not in SETTINGS]
+    if unknown:
+        print(f"error: unknown settings {unknown}; choose from {', '.join(SETTINGS)}", file=sys.stderr)
+        return 2
+    if not args.summarize:
+        for side in args.sides.split(","):
+            for setting in args.settings.split(","):
+                run(side, setting, args.iterations, args.eval_every)
+    summarize(collect())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
