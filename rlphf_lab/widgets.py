@@ -164,7 +164,9 @@ class FeedbackWidget:
 
     def _show(self) -> None:
         done = self.total - len(self.queue)
-        self.progress.value = f"{done} / {self.total} labelled &mdash; saved to <code>{html.escape(str(self.store.path))}</code>"
+        new = " (a new file: your first click creates it)" if self.store.is_new else ""
+        self.progress.value = (f"{done} / {self.total} labelled &mdash; saved to "
+                               f"<code>{html.escape(str(self.store.path))}</code>{new}")
         if self.current is None:
             self.view.value = "<p><b>All pairs labelled. Thank you!</b></p>"
         else:

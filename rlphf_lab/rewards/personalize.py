@@ -512,7 +512,7 @@ def fit_my_weights(records_or_store, dims: dict[str, np.ndarray] | None = None, 
     fitted by l2-regularised logistic regression (`rfm.fit_user_weights`) on chosen-minus-rejected rows.
     """
     if isinstance(records_or_store, (str, Path)):
-        records_or_store = FeedbackStore(records_or_store)
+        records_or_store = FeedbackStore(records_or_store, must_exist=True)     # a mistyped path is an error
     records = records_or_store.records() if isinstance(records_or_store, FeedbackStore) else list(records_or_store)
     answered = [r for r in records if r.get("label") in ("A", "B") and r.get("chosen") and r.get("rejected")
                 and (rater is None or r.get("rater") == rater)]
