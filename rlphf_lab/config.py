@@ -59,11 +59,26 @@ _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bf
 
 
 def default_device(device: str | None = None) -> torch.device:
-    """CUDA when present, else CPU; `device` or RLPHF_DEVICE overrides."""
+    """CUDA when present, else CPU; `device` or RLPHF_DEVICE overrides ("cpu", "cuda", "cuda:1", "mps").
+
+    An unknown device, or a GPU that this machine does not have, is a ValueError that says what is there.
+    """
     device = device or os.environ.get("RLPHF_DEVICE")
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not device:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    here = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"Unknown device {device!r}; devices on this machine: {', '.join(here)}.") from None
+    if chosen.type == "cuda" and (not torch.cuda.is_available() or (chosen.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"Device {device!r} is not on this machine (devices here: {', '.join(here)}); "
+                         f"use --device cpu, or leave it out to pick CUDA when present.")
+    if chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"Device 'mps' (Apple GPU) is not available here; devices here: {', '.join(here)}.")
+    if chosen.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"Device {device!r} is not supported by the lab; use one of {', '.join(here)}.")
+    return chosen
 
 
 def default_dtype(device: torch.device | str | None = None, dtype: str | torch.dtype | None = None) -> torch.dtype:

@@ -10,6 +10,8 @@ safetensors folder in the cache so that every later load is a plain, fast `from_
 from __future__ import annotations
 
 import importlib.util
+import math
+import numbers
 import shutil
 import time
 from pathlib import Path
@@ -68,10 +70,11 @@ def convert_model(force: bool = False, verbose: bool = True) -> Path:
     if verbose:
         print(f"Converting {gguf.name} to safetensors in {target} (one time, ~20 s) ...")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
         # dequantize=True: without it the model stays flagged as quantized and refuses to save/train.
         model = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True), dtype=torch.float32)
+            gguf.parent, gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True), dtype=torch.float32,
+            local_files_only=True)
     except Exception as err:  # a broken or partial install
         raise ModelNotAvailableError(f"Could not read {gguf}: {err}. {SETUP_HINT}") from err
     tokenizer.pad_token = PAD_TOKEN
@@ -89,12 +92,21 @@ def convert_model(force: bool = False, verbose: bool = True) -> Path:
     return target
 
 
+def _damaged_cache(path: Path, err: Exception) -> ModelNotAvailableError:
+    first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return ModelNotAvailableError(f"The converted model in {path} cannot be read ({type(err).__name__}: "
+                                  f"{first_line}); convert it again with `rlphf-lab fetch-model --force`.")
+
+
 def load_tokenizer(path: str | Path | None = None):
     """Tokenizer with a pad token distinct from EOS and left padding (for batched generation)."""
     from transformers import AutoTokenizer
 
     path = Path(path) if path else convert_model()
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except Exception as err:  # a damaged cache: truncated or missing files
+        raise _damaged_cache(path, err) from err
     tokenizer.pad_token = PAD_TOKEN
     tokenizer.padding_side = "left"
     assert tokenizer.pad_token_id != tokenizer.eos_token_id
@@ -115,7 +127,11 @@ def load_policy(device: str | None = None, dtype: str | torch.dtype | None = Non
     device_ = config.default_device(device)
     dtype_ = config.default_dtype(device_, dtype)
     tokenizer = load_tokenizer(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype_, local_files_only=True).to(device_)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype_, local_files_only=True)
+    except Exception as err:  # e.g. a model.safetensors cut short by a full disk or a killed conversion
+        raise _damaged_cache(path, err) from err
+    model = model.to(device_)
     model.config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.eval()
@@ -149,6 +165,28 @@ def _as_list(value, n: int, name: str) -> list:
 # Generation
 # --------------------------------------------------------------------------------------------
 
+def _check_count(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1 (got {value!r}).")
+
+
+def check_sampling(*, max_new_tokens: int | None = None, temperature: float | None = None,
+                   top_p: float | None = None, seed: int | None = None) -> None:
+    """Raise ValueError for sampling settings that would silently do something else (checked: the given ones).
+
+    max_new_tokens >= 1; temperature finite and >= 0 (0 = greedy); 0 < top_p <= 1; seed None or an int >= 0.
+    """
+    if max_new_tokens is not None:
+        _check_count("max_new_tokens", max_new_tokens)
+    if temperature is not None and not (isinstance(temperature, numbers.Real) and math.isfinite(temperature)
+                                        and temperature >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0 (got {temperature!r}); use 0 for greedy decoding.")
+    if top_p is not None and not (isinstance(top_p, numbers.Real) and 0 < top_p <= 1):
+        raise ValueError(f"top_p must be in (0, 1] (got {top_p!r}); 1 keeps every token.")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+        raise ValueError(f"seed must be None or a whole number >= 0 (got {seed!r}).")
+
+
 @torch.no_grad()
 def generate(model, tokenizer, instructions: Sequence[str], preference=None, *, max_new_tokens: int = 128,
              temperature: float = 0.7, top_p: float = 0.9, seed: int | None = 0, batch_size: int = 8,
@@ -161,6 +199,8 @@ def generate(model, tokenizer, instructions: Sequence[str], preference=None, *, 
     """
     if isinstance(instructions, str):
         instructions = [instructions]
+    check_sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
+    _check_count("batch_size", batch_size)
     prefs = _as_list(preference, len(instructions), "preference")
     texts = [format_chat(tokenizer, ins, p) for ins, p in zip(instructions, prefs)]
     answers: list[str] = []
@@ -181,7 +221,8 @@ def generate(model, tokenizer, instructions: Sequence[str], preference=None, *, 
 def sample_next_token(logits: torch.Tensor, temperature: float = 0.7, top_p: float = 0.9,
                       generator: torch.Generator | None = None) -> torch.Tensor:
     """Pick the next token from logits (batch, vocab): temperature, then nucleus (top-p) sampling."""
-    if temperature <= 0:
+    check_sampling(temperature=temperature, top_p=top_p)
+    if temperature == 0:
         return logits.argmax(dim=-1)
     probs = torch.softmax(logits.float() / temperature, dim=-1)
     sorted_probs, order = probs.sort(dim=-1, descending=True)
@@ -201,6 +242,7 @@ def stream_generate(model, tokenizer, instruction: str, preference=None, *, max_
     A plain loop with the KV cache, so a caller can stop it between any two tokens:
     `should_stop()` is checked before each step (the soup widget cancels stale answers this way).
     """
+    check_sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
     generator = None
     if seed is not None:
         generator = torch.Generator(device=model.device).manual_seed(seed)

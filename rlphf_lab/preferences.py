@@ -63,6 +63,9 @@ def parse_combination(spec) -> tuple[Preference, ...]:
     """
     if isinstance(spec, Preference):
         return (spec,)
+    if spec is None or not hasattr(spec, "__iter__"):
+        raise ValueError(f"A preference combination is a string like 'P1A+P2B+P3A' or a list of codes, "
+                         f"got {spec!r}. Valid codes: {', '.join(PREFERENCES)}.")
     if isinstance(spec, str):
         codes = [c for c in spec.replace(",", "+").replace(" ", "+").split("+") if c]
     else:

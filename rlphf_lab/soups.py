@@ -297,11 +297,14 @@ def check_weights(weights: dict[str, float], loaded: Sequence[str], normalize: b
             raise ValueError(f"Weight for {name} is negative ({w}); soup weights must be >= 0 "
                              f"(to move away from a side, raise the weight of its opposite).")
         out[name] = w
-    total = sum(out.values())
-    if total <= 0:
+    peak = max(out.values())
+    if peak <= 0:
         raise ValueError(f"All weights are zero ({out}); give at least one adapter a positive weight.")
     if normalize:
-        out = {name: w / total for name, w in out.items()}
+        # divide by the largest weight first: the sum of huge weights (1e308 + 1e308) would overflow to inf
+        scaled = {name: w / peak for name, w in out.items()}
+        total = sum(scaled.values())
+        out = {name: w / total for name, w in scaled.items()}
     return out
 
 

@@ -13,6 +13,7 @@ preference on the per-objective score differences, as MORLAIF does.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -77,6 +78,9 @@ def uncertainty_weighted(rewards, weights: Weights = None, lam: float = 0.5) -> 
 
     Penalises disagreement between objectives: a response good on all beats one great on some.
     """
+    if not (math.isfinite(lam) and lam >= 0):
+        raise ValueError(f"lam must be a finite number >= 0 (got {lam}); 0 gives the plain mean, larger values "
+                         f"penalise disagreement between objectives more.")
     rw = _weighted(rewards, weights)
     # R = mean_i(r~_i) - lam * (1/K) sum_i (r~_i - mean(r~))^2
     return rw.mean(dim=-1) - lam * rw.var(dim=-1, correction=0)
