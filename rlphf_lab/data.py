@@ -66,6 +66,43 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return replace_with(tmp, path)
 
 
+def read_safetensors(file: str | Path, fix: str) -> dict:
+    """The tensors of a .safetensors file, checked: it exists, it reads, it is not empty, and every
+    value is finite. Each problem is a ValueError naming the file and ending with `fix` (what to do)."""
+    import torch
+    from safetensors.torch import load_file
+
+    file = Path(file)
+    if not file.is_file():
+        raise ValueError(f"{file} is missing; {fix}.")
+    try:
+        tensors = load_file(file)
+    except Exception as err:    # safetensors' SafetensorError: truncated, empty or random bytes
+        raise ValueError(f"{file} cannot be read ({type(err).__name__}: {err}): the file is damaged or "
+                         f"incomplete; {fix}.") from None
+    if not tensors:
+        raise ValueError(f"{file} holds no tensors; {fix}.")
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(f"{file} holds NaN or inf values in {len(bad)} tensors (e.g. {bad[0]}): training diverged "
+                         f"or the file is damaged; {fix}.")
+    return tensors
+
+
+def read_json(file: str | Path, fix: str) -> dict:
+    """A JSON object from a file the lab wrote; missing, unreadable or invalid JSON is a ValueError naming the file."""
+    file = Path(file)
+    if not file.is_file():
+        raise ValueError(f"{file} is missing; {fix}.")
+    try:
+        value = json.loads(file.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as err:        # JSONDecodeError, invalid UTF-8, unreadable
+        raise ValueError(f"{file} is not valid JSON ({err}); {fix}.") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{file} holds {type(value).__name__}, not a JSON object; {fix}.")
+    return value
+
+
 def write_jsonl(path: str | Path, rows) -> Path:
     """Write rows as JSONL (one JSON object per line, UTF-8); the old file stays until the new one is complete."""
     return write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))

@@ -38,6 +38,7 @@ from .config import DATA_DIR
 from .preferences import DIMENSIONS, SIDES, get_preference, parse_combination
 
 ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 # The trained adapters shipped with the lab: data/adapters/<name>/adapter (PEFT folders), one per
 # preference side (Personalized Soups) plus the single-policy baselines of notebook 05.
 SHIPPED_DIR = DATA_DIR / "adapters"
@@ -52,12 +53,92 @@ DENSITY_METHODS = ("ties", "dare_linear", "dare_ties", "magnitude_prune", "ties_
 # --------------------------------------------------------------------------------------------
 
 def read_adapter_config(path: str | Path) -> dict:
-    """The adapter_config.json of a PEFT adapter folder, with a clear error when it is missing."""
+    """The adapter_config.json of a PEFT adapter folder, with a clear error when it is missing or not JSON."""
+    from .data import read_json
+
     file = Path(path) / ADAPTER_CONFIG
     if not file.is_file():
         raise ValueError(f"{path} is not a PEFT adapter folder (no {ADAPTER_CONFIG}). "
                          f"Pass folders written by `model.save_pretrained(...)` on a PeftModel.")
-    return json.loads(file.read_text())
+    return read_json(file, restore_hint(path))
+
+
+def restore_hint(folder: str | Path) -> str:
+    """How to get a damaged adapter back: the command in its provenance record, or git."""
+    folder = Path(folder)
+    command = None
+    try:
+        command = json.loads(folder.with_name(folder.name + ".provenance.json").read_text()).get("command")
+    except (OSError, ValueError, AttributeError):
+        pass
+    retrain = f"retrain it with `{command}`" if command else "retrain it with the command that made it"
+    return f"{retrain}, or restore it from git (`git checkout -- {folder}`) if it is a shipped file"
+
+
+def _is_target(module_name: str, target_modules) -> bool:
+    """PEFT's rule: a list matches a module name or its last dotted parts, a string is a full regex."""
+    import re
+
+    if isinstance(target_modules, str):
+        return re.fullmatch(target_modules, module_name) is not None
+    return any(module_name == t or module_name.endswith("." + t) for t in target_modules or [])
+
+
+def expected_lora_shapes(model, config: dict) -> dict[str, tuple[int, int]] | None:
+    """{weight key in adapter_model.safetensors: shape} that `config` implies for `model`:
+    lora_A (r, in_features) and lora_B (out_features, r) for every targeted Linear layer.
+
+    None when the config uses options this check does not model (rank patterns, layer selection,
+    modules_to_save, biases, non-Linear targets); then only the file itself is checked.
+    """
+    from peft import PeftModel
+    from peft.tuners.lora import LoraLayer
+    from torch import nn
+
+    plain = not any(config.get(k) for k in ("rank_pattern", "layers_to_transform", "layers_pattern", "exclude_modules",
+                                            "modules_to_save", "lora_bias", "target_parameters", "layer_replication",
+                                            "trainable_token_indices")) and config.get("bias", "none") == "none"
+    if not plain or not isinstance(config.get("r"), int):
+        return None
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    r, shapes = config["r"], {}
+    for name, module in base.named_modules():
+        if ".base_layer" in name or "lora_" in name or not _is_target(name, config.get("target_modules")):
+            continue
+        if isinstance(module, LoraLayer):
+            module = module.get_base_layer()
+        if not isinstance(module, nn.Linear):
+            return None
+        shapes[f"base_model.model.{name}.lora_A.weight"] = (r, module.in_features)
+        shapes[f"base_model.model.{name}.lora_B.weight"] = (module.out_features, r)
+    return shapes
+
+
+def read_adapter_weights(path: str | Path, config: dict | None = None, model=None) -> dict[str, torch.Tensor]:
+    """The tensors of an adapter folder's adapter_model.safetensors, checked before anything loads them:
+    the file exists and is readable, every value is finite, and (given the model) its keys and shapes
+    are those its adapter_config.json implies. Each problem is a ValueError naming the file and the fix."""
+    from .data import read_safetensors
+
+    folder = Path(path)
+    file, hint = folder / ADAPTER_WEIGHTS, restore_hint(folder)
+    if not file.is_file():
+        raise ValueError(f"{folder} has no {ADAPTER_WEIGHTS} (the adapter's weights); {hint}.")
+    tensors = read_safetensors(file, hint)
+    expected = expected_lora_shapes(model, config or read_adapter_config(folder)) if model is not None else None
+    if expected is not None:
+        missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+        if missing or unexpected:
+            raise ValueError(f"{file} does not match its {ADAPTER_CONFIG} on this model: {len(missing)} LoRA weights "
+                             f"missing (e.g. {missing[:1]}), {len(unexpected)} unexpected (e.g. {unexpected[:1]}); "
+                             f"renamed keys or a file from another adapter; {hint}.")
+        wrong = [(k, tuple(tensors[k].shape), want) for k, want in expected.items() if tuple(tensors[k].shape) != want]
+        if wrong:
+            key, got, want = wrong[0]
+            raise ValueError(f"{file}: {key} has shape {got}, but r={config['r'] if config else '?'} in "
+                             f"{ADAPTER_CONFIG} and this model need {want} ({len(wrong)} tensors differ): the config "
+                             f"and the weights do not belong together; {hint}.")
+    return tensors
 
 
 def _base_name(name_or_path: str | None) -> str | None:
@@ -101,15 +182,24 @@ def check_compatible(configs: dict[str, dict], model=None) -> None:
 def load_adapters(model, adapter_dirs: dict[str, str | Path]):
     """Load several PEFT LoRA folders into one PeftModel, one adapter per name (e.g. side code).
 
-    `model` is the base model (or a PeftModel that already holds other adapters). The configs are
-    checked first (same base model, same target modules, plain LoRA). Afterwards every adapter is
-    active with equal weight (the paper's plain average, exact); call `set_soup_weights` to change it.
+    `model` is the base model (or a PeftModel that already holds other adapters). Every folder is
+    checked before the model is touched: configs (same base model, same target modules, plain
+    LoRA) and weights (readable, finite, the keys and shapes the config implies). Loading is
+    all-or-nothing: if anything fails, the model is left exactly as it was. Afterwards every
+    adapter is active with equal weight (the paper's plain average, exact); call
+    `set_soup_weights` to change it.
     """
     from peft import PeftModel
 
     if not adapter_dirs:
         raise ValueError("adapter_dirs is empty: pass {name: folder}, e.g. {'P1A': 'adapters/P1A'}.")
-    configs = {name: read_adapter_config(path) for name, path in adapter_dirs.items()}
+    configs = {}
+    for name, path in adapter_dirs.items():
+        try:
+            configs[name] = read_adapter_config(path)
+            read_adapter_weights(path, configs[name], model)
+        except ValueError as err:
+            raise ValueError(f"Adapter {name}: {err}") from None
     check_compatible(configs, model)
     existing = list(getattr(model, "peft_config", {}) or {})
     clash = [n for n in adapter_dirs if n in existing]
@@ -117,17 +207,55 @@ def load_adapters(model, adapter_dirs: dict[str, str | Path]):
         raise ValueError(f"Adapters named {clash} are already loaded in this model; use other names or "
                          f"`model.delete_adapter(name)` first.")
     names = list(adapter_dirs)
-    if isinstance(model, PeftModel):
-        for name in names:
-            model.load_adapter(str(adapter_dirs[name]), adapter_name=name, is_trainable=False)
-    else:
-        model = PeftModel.from_pretrained(model, str(adapter_dirs[names[0]]), adapter_name=names[0],
-                                          is_trainable=False)
-        for name in names[1:]:
-            model.load_adapter(str(adapter_dirs[name]), adapter_name=name, is_trainable=False)
-    model.eval()
-    set_soup_weights(model, {name: 1.0 for name in names})
+    undo = _undo_load(model)
+    try:
+        if isinstance(model, PeftModel):
+            for name in names:
+                model.load_adapter(str(adapter_dirs[name]), adapter_name=name, is_trainable=False)
+        else:
+            model = PeftModel.from_pretrained(model, str(adapter_dirs[names[0]]), adapter_name=names[0],
+                                              is_trainable=False, local_files_only=True)
+            for name in names[1:]:
+                model.load_adapter(str(adapter_dirs[name]), adapter_name=name, is_trainable=False,
+                                   local_files_only=True)
+        model.eval()
+        set_soup_weights(model, {name: 1.0 for name in names})
+    except BaseException:
+        undo()
+        raise
     return model
+
+
+def _undo_load(model) -> Callable[[], None]:
+    """A function that puts `model` back as it is now: the adapters it holds, the active ones, the
+    LoRA layers (a base model gets none), requires_grad flags and train/eval mode."""
+    from peft import PeftModel
+    from peft.tuners.lora import LoraLayer
+
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    names = adapter_names(model)
+    active = list(model.active_adapters) if isinstance(model, PeftModel) else []
+    attributes = set(vars(base))
+    grads = {n: p.requires_grad for n, p in model.named_parameters()}
+    training = model.training
+
+    def undo():
+        if isinstance(model, PeftModel):
+            for name in adapter_names(model):
+                if name not in names:
+                    model.delete_adapter(name)
+            model.base_model.set_adapter(active)
+        else:   # PEFT put LoRA layers into the base model itself: swap the original layers back in
+            for name, module in list(base.named_modules()):
+                if isinstance(module, LoraLayer):
+                    parent, _, child = name.rpartition(".")
+                    setattr(base.get_submodule(parent), child, module.get_base_layer())
+            for extra in set(vars(base)) - attributes:         # e.g. peft_config
+                delattr(base, extra)
+        for n, p in model.named_parameters():
+            p.requires_grad_(grads.get(n, p.requires_grad))
+        model.train(training)
+    return undo
 
 
 def random_lora_adapters(model, names: Sequence[str], out_dir: str | Path, *, r: int = 16, lora_alpha: int = 32,
@@ -167,9 +295,17 @@ def shipped_adapter_dirs(names: Sequence[str] = SIDES, root: str | Path | None =
     found = {}
     for name in names:
         folder = root / name / "adapter"
-        if (folder / ADAPTER_CONFIG).is_file() and (folder / "adapter_model.safetensors").is_file():
+        if (folder / ADAPTER_CONFIG).is_file() and (folder / ADAPTER_WEIGHTS).is_file():
             found[name] = folder
     return found
+
+
+def _is_valid_adapter(folder: Path, model) -> bool:
+    try:
+        read_adapter_weights(folder, read_adapter_config(folder), model)
+        return True
+    except ValueError:
+        return False
 
 
 def load_soup(model=None, tokenizer=None, names: Sequence[str] = SIDES, *, root: str | Path | None = None,
@@ -207,14 +343,13 @@ def load_soup(model=None, tokenizer=None, names: Sequence[str] = SIDES, *, root:
                   f"that use a stand-in do not reflect its preference.")
         out = Path(fallback_dir) if fallback_dir else cache_dir() / "random_adapters" / f"seed{seed}-std{fallback_std:g}"
         stand_ins = {n: out / n for n in missing}
-        if not all((d / ADAPTER_CONFIG).is_file() and (d / "adapter_model.safetensors").is_file()
-                   for d in stand_ins.values()):
+        if not all(_is_valid_adapter(d, model) for d in stand_ins.values()):   # a cache, so damage is repaired
             stand_ins = random_lora_adapters(model, missing, out, std=fallback_std, seed=seed)   # made once, reused
         dirs.update(stand_ins)
+    source = "shipped" if not missing else ("random" if not shipped else "mixed")
+    model = load_adapters(model, {n: dirs[n] for n in names})     # names the adapter that fails, if one does
     if shipped and verbose:
         print(f"Loaded the trained adapters {', '.join(shipped)} from {Path(next(iter(shipped.values()))).parent.parent}.")
-    source = "shipped" if not missing else ("random" if not shipped else "mixed")
-    model = load_adapters(model, {n: dirs[n] for n in names})
     model.__dict__["_soup_source"] = source
     return model, tokenizer, source
 

@@ -18,12 +18,13 @@ store normalisation statistics (mean, std of the raw reward on reference-policy 
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -144,19 +145,47 @@ class RewardModel:
 
 
 def load_reward_model(folder: str | Path, device=None) -> RewardModel:
-    """Load a RewardModel saved by `RewardModel.save` (either back end)."""
+    """Load a RewardModel saved by `RewardModel.save` (either back end).
+
+    The files are checked first: reward_config.json (valid JSON, the fields it needs, a finite
+    score scale) and the weights (readable, finite, the keys and shapes of the head); each problem
+    is a ValueError naming the file and how to get it back.
+    """
+    from ..data import read_json, read_safetensors
+
     folder = Path(folder)
     if not (folder / CONFIG_FILE).exists():
         raise FileNotFoundError(f"No {CONFIG_FILE} in {folder}: train one with `rlphf-lab train-rewards` "
                                 f"or pass the folder of a saved reward model.")
-    record = json.loads((folder / CONFIG_FILE).read_text())
+    fix = (f"retrain it with `rlphf-lab train-rewards --sides {folder.name} --out {folder.parent.parent}`, or restore "
+           f"it from git (`git checkout -- {folder}`) if it is a shipped reward model")
+    record = read_json(folder / CONFIG_FILE, fix)
+    needed = ["side", "backend", "score_mean", "score_std"] + (["feature_dim", "hidden"]
+                                                               if record.get("backend") == "features" else [])
+    missing = [k for k in needed if k not in record]
+    if missing or record["backend"] not in ("features", "trl"):
+        raise ValueError(f"{folder / CONFIG_FILE} lacks {missing or 'a known backend'} "
+                         f"(backend {record.get('backend')!r}); {fix}.")
+    if not (math.isfinite(record["score_mean"]) and math.isfinite(record["score_std"]) and record["score_std"] > 0):
+        raise ValueError(f"{folder / CONFIG_FILE}: score_mean={record['score_mean']}, score_std={record['score_std']} "
+                         f"(the std must be finite and > 0); {fix}.")
     rm = RewardModel(record["side"], record["backend"], score_mean=record["score_mean"],
                      score_std=record["score_std"], metrics=record.get("metrics", {}))
     if rm.backend == "features":
         rm.head = RewardHead(record["feature_dim"], record["hidden"])
-        rm.head.load_state_dict(load_file(folder / "head.safetensors"))
+        weights = read_safetensors(folder / "head.safetensors", fix)
+        expected = {k: tuple(v.shape) for k, v in rm.head.state_dict().items()}
+        found = {k: tuple(v.shape) for k, v in weights.items()}
+        if found != expected:
+            raise ValueError(f"{folder / 'head.safetensors'} does not fit feature_dim={record['feature_dim']}, "
+                             f"hidden={record['hidden']} in {CONFIG_FILE} (weights {found}, expected {expected}); {fix}.")
+        rm.head.load_state_dict(weights)
         rm.head.eval()
     else:
+        from ..soups import ADAPTER_WEIGHTS
+
+        read_json(folder / "adapter_config.json", fix)
+        read_safetensors(folder / ADAPTER_WEIGHTS, fix)
         rm.seqcls = load_trl_model(folder, device=device)
     return rm
 
@@ -214,7 +243,7 @@ def load_trl_model(folder: str | Path, device=None):
     from peft import PeftModel
 
     base, _ = _seqcls_base(device)
-    model = PeftModel.from_pretrained(base, folder)
+    model = PeftModel.from_pretrained(base, str(folder), local_files_only=True)
     model.eval()
     return model
 

@@ -48,8 +48,12 @@ def load_adapter_policy(path: str | Path, device: str | None = None, dtype=None)
 
     from ..models import load_policy
 
+    from ..soups import read_adapter_config, read_adapter_weights
+
+    config = read_adapter_config(path)
     base, _ = load_policy(device=device, dtype=dtype)
-    model = PeftModel.from_pretrained(base, str(path))
+    read_adapter_weights(path, config, base)        # a damaged adapter: one clear error, before PEFT sees it
+    model = PeftModel.from_pretrained(base, str(path), local_files_only=True)
     model.eval()
     return model
 
