@@ -182,11 +182,15 @@ def test_resume_after_interruption_gives_the_same_result_as_one_run(tmp_path):
                {k: v for k, v in b.items() if not k.startswith("time/")}
 
 
-def test_a_fresh_run_in_the_same_folder_replaces_the_old_one(tmp_path):
+def test_a_fresh_run_in_the_same_folder_replaces_the_old_one_only_with_overwrite(tmp_path):
     _trainer(tmp_path, iterations=2, save_every=1).train()
-    _trainer(tmp_path, iterations=1).train()
+    with pytest.raises(FileExistsError, match="--overwrite"):     # tests/test_reliability.py has the details
+        _trainer(tmp_path, iterations=1).train()
+    assert len(read_metrics(tmp_path)) == 2
+    _trainer(tmp_path, iterations=1).train(overwrite=True)
     assert len(read_metrics(tmp_path)) == 1
     assert latest_checkpoint(tmp_path).name == "iteration-00001"
+    assert not (tmp_path / "replaced").exists()                   # the old run is gone once the new one is done
 
 
 def test_reward_function_gets_plain_instructions_and_the_sampled_responses(tmp_path):

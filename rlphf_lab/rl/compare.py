@@ -71,7 +71,8 @@ class TrainedPolicy:
 def train_live(objective, config: PPOConfig, prompts: Sequence, *, callback: Callable | None = None,
                model=None, tokenizer=None) -> PPOTrainer:
     """Train `objective` with PPO on a fresh copy of the policy model; returns the trainer
-    (trainer.history, trainer.unwrapped.policy, trainer.wall_time)."""
+    (trainer.history, trainer.unwrapped.policy, trainer.wall_time). A run already in
+    config.output_dir is replaced (live runs are demos: keep real ones in their own folders)."""
     from ..models import load_policy
 
     if model is None:
@@ -79,7 +80,8 @@ def train_live(objective, config: PPOConfig, prompts: Sequence, *, callback: Cal
     if objective.reward_weights is not None:
         config = replace(config, reward_weights=objective.reward_weights)
     trainer = PPOTrainer(config, model, tokenizer, prompts, callback=callback, **objective.trainer_kwargs())
-    trainer.train(command=f"rlphf_lab.rl.compare.train_live({objective.name!r})")
+    # a live demo run replaces its own last run (e.g. a notebook cell run again)
+    trainer.train(command=f"rlphf_lab.rl.compare.train_live({objective.name!r})", overwrite=True)
     return trainer
 
 
