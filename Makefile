@@ -42,18 +42,21 @@ bench: setup
 	$(BIN)/python benchmarks/bench_ppo.py
 
 # Rebuild the shipped data in data/ from the prompts, with fixed seeds (about an hour on 2 CPU cores;
-# every step resumes or is fast, and writes a provenance record beside its output).
+# every step resumes or is fast, and writes a provenance record beside its output). The commands write
+# under runs/ by default; here --out data/... and --overwrite say on purpose that the shipped files are replaced
+# (the candidate pool is continued, not replaced: it resumes where it stopped).
 data: setup
-	$(BIN)/rlphf-lab generate-candidates --seed 0 --train-per-category 16 --limit 160
-	$(BIN)/rlphf-lab label-pairs --split train
-	$(BIN)/rlphf-lab label-pairs --split eval
-	$(BIN)/rlphf-lab label-raters --disagreement low --seed 0
-	$(BIN)/rlphf-lab label-raters --disagreement high --seed 0
-	$(BIN)/rlphf-lab judge-agreement --n 25 --seed 0
-	$(BIN)/rlphf-lab train-rewards --seed 0
-	$(BIN)/rlphf-lab label-pairs --split train --sides general --out data/feedback/pairs_general_train.jsonl
-	$(BIN)/rlphf-lab label-pairs --split eval --sides general --out data/feedback/pairs_general_eval.jsonl
-	$(BIN)/rlphf-lab train-rewards --sides general --train-pairs pairs_general_train --eval-pairs pairs_general_eval --seed 0
+	$(BIN)/rlphf-lab generate-candidates --seed 0 --train-per-category 16 --limit 160 --out data/candidates.jsonl
+	$(BIN)/rlphf-lab label-pairs --split train --out data/feedback/pairs_train.jsonl --overwrite
+	$(BIN)/rlphf-lab label-pairs --split eval --out data/feedback/pairs_eval.jsonl --overwrite
+	$(BIN)/rlphf-lab label-raters --disagreement low --seed 0 --out data/feedback/raters_low.jsonl --overwrite
+	$(BIN)/rlphf-lab label-raters --disagreement high --seed 0 --out data/feedback/raters_high.jsonl --overwrite
+	$(BIN)/rlphf-lab judge-agreement --n 25 --seed 0 --out data/feedback/judge_agreement.json --overwrite
+	$(BIN)/rlphf-lab train-rewards --seed 0 --out data/reward_models --overwrite
+	$(BIN)/rlphf-lab label-pairs --split train --sides general --out data/feedback/pairs_general_train.jsonl --overwrite
+	$(BIN)/rlphf-lab label-pairs --split eval --sides general --out data/feedback/pairs_general_eval.jsonl --overwrite
+	$(BIN)/rlphf-lab train-rewards --sides general --train-pairs pairs_general_train --eval-pairs pairs_general_eval --seed 0 \
+		--out data/reward_models --overwrite
 
 # Train every shipped adapter into data/adapters/ (seeded, resumable). On a GPU run them all at once:
 #   make artifacts JOBS=10
@@ -62,9 +65,9 @@ artifacts: setup
 	JOBS=$(or $(JOBS),1) bash scripts/make_artifacts.sh
 
 # Win rates over the 8 combinations against the vanilla model -> data/evaluation/ (reuses responses.jsonl
-# if present; add ARGS=--regenerate to sample the answers again).
+# if present; add ARGS=--regenerate to sample the answers again). Replaces the shipped tables on purpose.
 evaluate: setup
-	$(BIN)/rlphf-lab evaluate --ai-judge 300 --reward-scores $(ARGS)
+	$(BIN)/rlphf-lab evaluate --out data/evaluation --overwrite --ai-judge 300 --reward-scores $(ARGS)
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -7,7 +7,9 @@
 #   ONLY=P2A,P2B bash scripts/make_artifacts.sh # some of them
 #
 # Every run writes <out>/adapter (PEFT, safetensors) + adapter.provenance.json + metrics.csv and
-# checkpoints every 5 iterations; rerunning this script resumes unfinished runs (--resume).
+# checkpoints every 5 iterations; rerunning this script resumes unfinished runs (--resume) and skips
+# finished ones (the CLI would refuse them anyway: --resume without a checkpoint never starts over on a
+# finished adapter). To retrain a finished one, move its folder away first, or run its command with --overwrite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LAB=${LAB:-.venv/bin/rlphf-lab}
