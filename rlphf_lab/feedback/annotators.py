@@ -104,13 +104,29 @@ _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 _PERSONAL = re.compile(r"\b(?:i|i'm|i've|i'll|i'd|me|my|you|you're|you've|you'll|you'd|your|we|let's|us)\b", re.I)
 _LINE_END = re.compile(r"(?<![.!?:;\s])\s*\n\s*")
 
-# The shared penalty for degenerate answers (in units of a dimension's standard deviation).
-PENALTY = 6.0
-MIN_WORDS = 5                # fewer words than this: an answer that did not really answer
-MIN_DISTINCT_TRIGRAMS = 0.5  # below this fraction of distinct word trigrams: the answer loops
-FULL_LOOP = 0.2              # ... and at or below this one it gets the full penalty
+# The shared penalty for degenerate answers, in units of a dimension's standard deviation. Each check
+# below gives a part in [0, 1] (0: fine, 1: clearly degenerate, linear in between), and the worst
+# part counts:  penalty(y) = PENALTY * max_check part_check(y)   (see `penalty_parts`).
+PENALTY = 8.0
 Z_CLIP = 3.0                 # standardised signals are clipped to [-3, 3]
-
+# checks of the response alone
+MIN_WORDS = 5                # near-empty: part = (MIN_WORDS - words) / MIN_WORDS
+MIN_DISTINCT_TRIGRAMS = 0.5  # loop: below this fraction of distinct word trigrams the answer loops ...
+FULL_LOOP = 0.2              # ... and at or below this one it gets the full penalty
+REPEAT_OK, REPEAT_FULL = 0.2, 0.45       # share of sentences, paragraphs or 8-word spans repeating earlier ones
+SPAN = 8                     # words in a span (`repeated_span_frac`)
+NEW_WORDS = 2                # non-answer: part = (2 - new content words) / 2, see `new_content_words`
+REFUSAL_OK, REFUSAL_FULL = 0.34, 0.67    # share of sentences that refuse or deflect (REFUSALS)
+SALAD_MIN_WORDS = 8          # word salad and word order are judged on answers of 8+ words only
+SALAD_OK, SALAD_FULL = 0.15, 0.05        # share of function words (FUNCTION_WORDS); English prose has ~0.4
+ORDER_OK, ORDER_FULL = 0.015, 0.04       # word-order errors per word, see `word_order_errors`
+# unfinished: an answer that stops mid-sentence gets a part from 0 at 90 pieces (`length_pieces`, about the
+# model's tokens) to 1 at 45. The candidates and PPO rollouts are cut at 128 new tokens, about 125 pieces:
+# an unfinished answer much shorter than that did not run out of room, it stopped (or was cut) early.
+UNFINISHED_OK, UNFINISHED_FULL = 90, 45
+# checks against the instruction (skipped when there is none)
+ECHO_OK, ECHO_FULL = 0.5, 0.8            # share of the answer's word trigrams copied from the instruction
+# off-topic: part 1 when the answer uses none of the instruction's topic words (`topic_overlap` = 0)
 
 # --------------------------------------------------------------------------------------------
 # Raw signals
@@ -164,8 +180,254 @@ def distinct_trigram_frac(tokens: list[str]) -> float:
     return len(set(grams)) / len(grams) if grams else 1.0
 
 
-def raw_signals(response: str) -> dict[str, float]:
-    """Every measured signal of one response, before standardisation (see SIGNAL_NORMS)."""
+# --------------------------------------------------------------------------------------------
+# Degeneracy checks: each a number a student can count by hand
+# --------------------------------------------------------------------------------------------
+
+# Words that say something about the question or the conversation, not about the topic: an answer
+# made only of these (and of the instruction's own words) has not answered ("Good question!").
+FILLER = frozenset("""
+question questions answer answers answering answered good great nice interesting excellent wonderful fantastic
+amazing awesome know knows knowing known sure idea ideas sorry help helps helping helpful thanks thank please
+topic topics subject response respond reply ask asks asking asked tell telling told say saying said glad happy
+hope think thinking maybe perhaps honestly really okay fine certainly definitely absolutely course info
+information explain explaining explanation wonder wondering sounds hmm well yes yeah sir madam dear friend
+something anything everything nothing someone anyone everyone everybody actually basically simply wow want wants
+""".split())
+
+# Function words for the word-salad check: STOPWORDS and a few more that dense technical prose leans on.
+FUNCTION_WORDS = STOPWORDS | frozenset("""
+via per upon within without among across toward towards whose yet though although unless since whether either
+neither whereas wherein whereby thus hence therefore however rather onto amid despite beyond versus
+""".split())
+
+# Words of the instruction that set the task rather than the topic ("Explain the difference between
+# atoms and molecules": the topic words are atoms and molecules).
+TASK_WORDS = frozenset("""
+explain describe tell give list compare difference differences different work works working important tips tip
+ways good better best main common basic people someone know actually example examples simple terms idea role
+affect affects use used using happen happens reason reasons cause causes effect effects help helps start should
+would need needs keep new time thing things kind kinds type types part parts
+""".split())
+
+# Sentences that refuse or deflect instead of answering (matched case-insensitively, apostrophes
+# normalised). One such sentence inside a real answer ("I'm not a doctor, but ...") is fine; a reply
+# made mostly of them is a refusal.
+REFUSALS = (
+    r"\bi (?:do not|don't|dont) know\b", r"\bi have no idea\b", r"\b(?:i am|i'm) not sure\b",
+    r"\bi (?:can ?not|can't|won't|will not|am unable to|'m unable to|am not able to|'m not able to|"
+    r"am not allowed to|'m not allowed to) (?:help|answer|assist|provide|tell|say|explain|do that|comment|discuss|"
+    r"give|share|talk|go into|get into)\b",
+    r"\b(?:i am|i'm) (?:afraid|sorry),? (?:but )?(?:i|that)\b", r"\bas an ai\b", r"\bi'm (?:just |only )?an ai\b",
+    r"\b(?:good|great|interesting|excellent|nice) question\b", r"\bno comment\b", r"\bask (?:someone|somebody) else\b",
+    r"\bi (?:would|'d) rather not\b", r"\bthat's (?:not )?(?:a|an) (?:hard|tough|difficult) (?:one|question)\b",
+)
+_REFUSAL_RE = re.compile("|".join(REFUSALS))
+
+# Function words that English never puts right after "a", "an" or "the" ("the of", "a is").
+_NOT_AFTER_ARTICLE = frozenset("""
+a an the of and or but nor is are was were be been being am to in on at for with by from into onto it its he
+she they we you i me him them us that this these those not if as so than then when where why how what which who
+whom does did has have had would could should there here
+""".split())          # (not "will", "can", "may", "must": nouns too, "the will to resist")
+_HYPHENATED = re.compile(r"[A-Za-z]+(?:[-'\u2019][A-Za-z]+)*")
+_SENTENCE_START_BEFORE = set(".!?:;\n\"'(*#>-\u201c\u2018[|")
+_LOWER_AFTER_END = re.compile(r"(\S+[.!?])[ \t]+[\"'\u201c]?[a-z]")        # not "(laughs)": stage directions
+_ABBREVIATIONS = frozenset("e.g. i.e. etc. vs. approx. mr. mrs. ms. dr. st. no. fig. cf. al. p.m. a.m. u.s. ca. incl.".split())
+_PIECE = re.compile(r"[A-Za-z]+|\d+|[^\w\s]")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+\u2022]|\d+[.)]|[a-zA-Z][.)])\s+\S")
+_CLOSERS = ")]}\"\u201d*_`"
+_TERMINAL = ".!?\u2026"
+
+
+def stem(word: str) -> str:
+    """A crude stemmer: up to two common suffixes off, a final y as i, a final e and a doubled letter off.
+
+    stem("scattering") = stem("scatters") = "scat", stem("studies") = stem("study") = "studi"."""
+    w = word.lower().replace("\u2019", "'")
+    if w.endswith("'s"):
+        w = w[:-2]
+    for _ in range(2):                  # "scattering" -> "scatter" -> "scatt"
+        for suffix in ("ations", "ation", "ments", "ment", "ness", "ings", "ing", "ies", "ied", "ed", "ers", "er", "ly",
+                       "es", "s"):
+            if w.endswith(suffix) and len(w) - len(suffix) >= 3:
+                w = w[: -len(suffix)] + ("i" if suffix in ("ies", "ied") else "")
+                break
+    if len(w) > 3 and w[-1] == "y":
+        w = w[:-1] + "i"
+    if len(w) > 3 and w[-1] == "e":
+        w = w[:-1]
+    if len(w) > 3 and w[-1] == w[-2]:
+        w = w[:-1]
+    return w
+
+
+def content_words(text: str) -> list[str]:
+    """Words of 3+ letters that are not in STOPWORDS."""
+    return [w for w in words(text) if len(w) >= 3 and w not in STOPWORDS]
+
+
+def topic_words(instruction: str) -> set[str]:
+    """Stems of the instruction's content words, less the task words ("explain", "tips", ...)."""
+    return {stem(w) for w in content_words(instruction) if w not in TASK_WORDS}
+
+
+def _uses(topic_stem: str, stems: set[str], tokens: set[str]) -> bool:
+    # the same stem, or (stems of 5+ letters) one inside the other: "plant" / "houseplants"
+    if topic_stem in stems:
+        return True
+    if len(topic_stem) >= 5 and any(topic_stem in t for t in tokens):
+        return True
+    return any(len(s) >= 5 and s in topic_stem for s in stems)
+
+
+def topic_overlap(instruction: str, response: str) -> float | None:
+    """Share of the instruction's topic words that the response uses (None: no topic words)."""
+    topic = topic_words(instruction)
+    if not topic:
+        return None
+    tokens = set(words(response))
+    stems = {stem(w) for w in tokens}
+    return sum(_uses(t, stems, tokens) for t in topic) / len(topic)
+
+
+def new_content_words(response: str, instruction: str | None = None) -> int:
+    """Distinct content words of the response that are neither FILLER nor (by stem) in the instruction."""
+    said = {stem(w) for w in words(instruction)} if instruction else set()
+    return len({stem(w) for w in content_words(response) if w not in FILLER} - said)
+
+
+def _normalise(unit: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", unit.lower().replace("\u2019", "'")).split())
+
+
+def repeated_frac(units: list[str], min_words: int = 3) -> float:
+    """Share of units (sentences or paragraphs of 3+ words) that repeat an earlier one, ignoring case,
+    punctuation and spacing: 0.5 for an answer pasted twice, 0 for ordinary text."""
+    seen, repeats, n = set(), 0, 0
+    for unit in units:
+        key = _normalise(unit)
+        if len(key.split()) < min_words:
+            continue
+        n += 1
+        repeats += key in seen
+        seen.add(key)
+    return repeats / n if n >= 2 else 0.0
+
+
+def repeated_span_frac(tokens: list[str], k: int = SPAN) -> float:
+    """Share of the answer's k-word windows that already occurred earlier in it: about 0.5 for an answer
+    pasted twice, however the copies are joined; near 0 for ordinary text."""
+    grams = [tuple(tokens[i:i + k]) for i in range(len(tokens) - k + 1)]
+    seen, repeats = set(), 0
+    for g in grams:
+        repeats += g in seen
+        seen.add(g)
+    return repeats / len(grams) if grams else 0.0
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences: split after . ! ? and at line breaks."""
+    return [s for s in re.split(r"(?<=[.!?\u2026])\s+|\n+", text) if s.strip()]
+
+
+def paragraphs(text: str) -> list[str]:
+    """Paragraphs: split at blank lines."""
+    return [p for p in re.split(r"\n\s*\n", text) if p.strip()]
+
+
+def refusal_frac(text: str) -> float:
+    """Share of sentences that refuse or deflect (match REFUSALS)."""
+    units = sentences(text)
+    hits = sum(bool(_REFUSAL_RE.search(u.lower().replace("\u2019", "'"))) for u in units)
+    return hits / len(units) if units else 0.0
+
+
+def word_order_errors(text: str) -> int:
+    """Word-order slips that English prose almost never makes, but shuffled words make all the time:
+    an article followed by a function word ("the of", "a is"), a capitalised function word in the
+    middle of a sentence ("blue The sky"), and a sentence that starts in lower case ("sky. blue is")."""
+    raw = [m.group().replace("\u2019", "'") for m in _HYPHENATED.finditer(text)]     # "an in-depth" is fine
+    # lower-case articles only: a capital "A" inside a sentence is a name or a variable ("A = P (1 + r)")
+    errors = sum(a in ("a", "an", "the") and b.lower() in _NOT_AFTER_ARTICLE for a, b in zip(raw, raw[1:]))
+    matches = list(_HYPHENATED.finditer(text))
+    for i, m in enumerate(matches):
+        word = m.group()
+        # (one capital letter is a name or a variable: "I", "A = P (1 + r)")
+        if not word[0].isupper() or word.lower() not in STOPWORDS or len(word) == 1 or word.startswith(("I'", "I\u2019")):
+            continue
+        before = text[: m.start()].rstrip(" \t")
+        if not before or before[-1] in _SENTENCE_START_BEFORE or before[-1].isdigit():
+            continue
+        # Title Case ("Mix It Up", "The Art of War"): a neighbour is capitalised too
+        neighbours = [matches[j].group() for j in (i - 1, i + 1) if 0 <= j < len(matches)]
+        if any(w[0].isupper() for w in neighbours):
+            continue
+        errors += 1
+    # a sentence that starts in lower case: "... healthy. tooth body" (not after "e.g.", "1." or "..."),
+    # the first one included
+    errors += bool(re.match(r"\s*[\"'\u201c]?[a-z]", text))
+    for m in _LOWER_AFTER_END.finditer(text):
+        before = m.group(1)
+        if before.endswith("..") or before.lower() in _ABBREVIATIONS or before[:-1].isdigit() or len(before) == 2:
+            continue
+        errors += 1
+    return errors
+
+
+def _known(word: str, text: str, instruction: str | None) -> bool:
+    return (_is_easy(word) or word in STOPWORDS or word in words(text)[:-1]
+            or bool(instruction) and word in words(instruction))
+
+
+def is_unfinished(text: str, instruction: str | None = None) -> bool:
+    """True when the answer stops mid-sentence: the last line ends without . ! ? (closing quotes, brackets,
+    markdown and emoji aside), unless it ends a list (or table) whose items carry no full stop, on a
+    known content word."""
+    text = text.strip()
+    if not text or text.endswith("```"):
+        return False
+    end = text.rstrip("'\u2019 \t\n")
+    if not end or end[-1] in _TERMINAL + _CLOSERS or _SMILEYS.search(text[-3:]) or not end[-1].isascii():
+        return False
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) >= 2 and all(_LIST_ITEM.match(line) or line.strip().startswith("|") for line in lines[-2:]):
+        # a list whose items carry no full stop: finished if the item before the last one ends without
+        # one too, and the last one ends on a known word that is not a function word ("2. Sugar")
+        before = lines[-2].rstrip("'\u2019 \t")
+        tail = words(lines[-1])
+        return (before[-1:] in tuple(_TERMINAL) or not end[-1].isalpha() or not tail or tail[-1] in STOPWORDS
+                or not _known(tail[-1], text, instruction))
+    return True
+
+
+def function_word_frac(text: str) -> float:
+    """Share of function words (FUNCTION_WORDS) among the words of the answer's prose lines (list items
+    and table rows left out: "- 2 cups flour" is not a sentence; "proton-proton" is one word). 1.0
+    (nothing to judge) under 8 prose words."""
+    prose = [w.lower() for line in text.splitlines() if not (_LIST_ITEM.match(line) or line.strip().startswith("|"))
+             for w in _HYPHENATED.findall(line)]
+    return sum(w in FUNCTION_WORDS for w in prose) / len(prose) if len(prose) >= SALAD_MIN_WORDS else 1.0
+
+
+def length_pieces(text: str) -> int:
+    """Words, numbers and punctuation marks, each counted once: close to the number of model tokens."""
+    return len(_PIECE.findall(text))
+
+
+def echo_frac(response: str, instruction: str) -> float:
+    """Share of the response's word trigrams that also occur in the instruction."""
+    tokens, asked = words(response), words(instruction)
+    grams = list(zip(tokens, tokens[1:], tokens[2:]))
+    if not grams:
+        return 1.0 if tokens and set(tokens) <= set(asked) else 0.0
+    asked_grams = set(zip(asked, asked[1:], asked[2:]))
+    return sum(g in asked_grams for g in grams) / len(grams)
+
+
+def raw_signals(response: str, instruction: str | None = None) -> dict[str, float]:
+    """Every measured signal of one response, before standardisation (see SIGNAL_NORMS), and the
+    signals of the degeneracy checks (`penalty_parts`; those against the instruction are None without one)."""
     import textstat
 
     text = response.strip()
@@ -186,6 +448,7 @@ def raw_signals(response: str) -> dict[str, float]:
     sentiment = float(np.mean([_vader().polarity_scores(s)["compound"] for s in personal])) if personal else 0.0
     friendly = _count_markers(text, _FRIENDLY_RE) + text.count("!") + len(_SMILEYS.findall(text))
     curt = _count_markers(text, _CURT_RE)
+    has_instruction = bool(instruction and instruction.strip())
     return {
         "grade_level": float(min(max(grade, -4.0), 24.0)),
         "rare_word_frac": rare,
@@ -194,19 +457,63 @@ def raw_signals(response: str) -> dict[str, float]:
         "log_content_words": math.log1p(len(content)),
         "sentiment": sentiment,
         "tone_markers": math.tanh(0.5 * (friendly - curt)),
-        # not standardised, used by the penalty only
+        # not standardised: the degeneracy checks (penalty_parts)
         "n_words": float(n),
         "distinct_trigram_frac": distinct_trigram_frac(tokens),
+        "repeated_sentence_frac": repeated_frac(sentences(text)),
+        "repeated_paragraph_frac": repeated_frac(paragraphs(text)),
+        "repeated_span_frac": repeated_span_frac(tokens),
+        "new_content_words": float(new_content_words(text, instruction if has_instruction else None)),
+        "refusal_frac": refusal_frac(text),
+        "function_word_frac": function_word_frac(text),
+        "word_order_errors_per_word": word_order_errors(text) / n if n else 0.0,
+        "unfinished": float(is_unfinished(text, instruction)),
+        "length_pieces": float(length_pieces(text)),
+        "echo_frac": echo_frac(text, instruction) if has_instruction else None,
+        "topic_overlap": topic_overlap(instruction, text) if has_instruction else None,
     }
 
 
+def _ramp(x: float, ok: float, full: float) -> float:
+    """0 at `ok`, 1 at `full`, linear in between (either direction)."""
+    return min(1.0, max(0.0, (x - ok) / (full - ok)))
+
+
+def penalty_parts(signals: dict[str, float]) -> dict[str, float]:
+    """Every degeneracy check's part in [0, 1]; the penalty is PENALTY times the largest.
+
+        empty       (MIN_WORDS - words) / MIN_WORDS                      fewer than 5 words
+        loop        distinct word trigrams from 0.5 (ok) down to 0.2 (full)  "no, no, no, ..."
+        repetition  sentences, paragraphs or 8-word spans repeating earlier ones, 0.2 .. 0.45   pasted twice
+        non_answer  (2 - new content words) / 2                            "I do not know that."
+        refusal     sentences that refuse or deflect, 0.34 .. 0.67         "I can't help with that."
+        word_salad  function words in prose from 0.15 down to 0.05 (8+ words)   ten rare words in a row
+        word_order  word-order errors per word, 0.015 .. 0.04 (8+ words)   shuffled words
+        unfinished  stops mid-sentence: from 90 pieces (ok) down to 45     "Rain forms when wa"
+        echo        trigrams copied from the instruction, 0.5 .. 0.8       "Sure! <the instruction>"
+        off_topic   1 if the answer uses none of the instruction's topic words   an answer to another question
+    """
+    n = signals["n_words"]
+    sentence_like = n >= SALAD_MIN_WORDS
+    parts = {
+        "empty": max(0.0, (MIN_WORDS - n) / MIN_WORDS),
+        "loop": _ramp(signals["distinct_trigram_frac"], MIN_DISTINCT_TRIGRAMS, FULL_LOOP),
+        "repetition": _ramp(max(signals["repeated_sentence_frac"], signals["repeated_paragraph_frac"],
+                                signals["repeated_span_frac"]), REPEAT_OK, REPEAT_FULL),
+        "non_answer": max(0.0, (NEW_WORDS - signals["new_content_words"]) / NEW_WORDS),
+        "refusal": _ramp(signals["refusal_frac"], REFUSAL_OK, REFUSAL_FULL),
+        "word_salad": _ramp(signals["function_word_frac"], SALAD_OK, SALAD_FULL) if sentence_like else 0.0,
+        "word_order": _ramp(signals["word_order_errors_per_word"], ORDER_OK, ORDER_FULL) if sentence_like else 0.0,
+        "unfinished": signals["unfinished"] * _ramp(signals["length_pieces"], UNFINISHED_OK, UNFINISHED_FULL),
+        "echo": _ramp(signals["echo_frac"], ECHO_OK, ECHO_FULL) if signals["echo_frac"] is not None else 0.0,
+        "off_topic": float(signals["topic_overlap"] == 0.0),   # None (no instruction): skipped
+    }
+    return parts
+
+
 def degeneracy_penalty(signals: dict[str, float]) -> float:
-    """0 for ordinary text; up to PENALTY for (near-)empty answers and for answers that loop."""
-    # fewer than MIN_WORDS words: linearly from PENALTY (empty) down to 0
-    short = max(0.0, (MIN_WORDS - signals["n_words"]) / MIN_WORDS)
-    # distinct-trigram fraction below MIN_DISTINCT_TRIGRAMS: linearly up to PENALTY at FULL_LOOP
-    loop = min(1.0, max(0.0, (MIN_DISTINCT_TRIGRAMS - signals["distinct_trigram_frac"]) / (MIN_DISTINCT_TRIGRAMS - FULL_LOOP)))
-    return PENALTY * max(short, loop)
+    """0 for ordinary text; up to PENALTY for degenerate answers: PENALTY * the largest `penalty_parts`."""
+    return PENALTY * max(penalty_parts(signals).values())
 
 
 def _standardise(signals: dict[str, float]) -> dict[str, float]:
@@ -258,11 +565,12 @@ def dimension_score(dim: str, response: str) -> float:
 def score(side: str, response: str, instruction: str | None = None) -> float:
     """The simulated annotator of one side (or of GENERAL): higher is better for that side.
 
-    score(side, y) = sign(side) * d_dim(y) - penalty(y). `instruction` is ignored (the annotators
-    judge the response alone), accepted so that every labeller has the same signature.
+    score(side, y) = sign(side) * d_dim(y) - penalty(y). The dimension scores judge the response
+    alone; the penalty also checks it against `instruction` (off-topic, prompt echo, restating the
+    question) when one is given, and skips those checks when it is None.
     """
     side = _check_side(side)
-    signals = raw_signals(response)
+    signals = raw_signals(response, instruction)
     return side_scores(_dims_from_signals(signals), degeneracy_penalty(signals))[side]
 
 
@@ -278,33 +586,54 @@ def side_scores(dims: dict[str, float], penalty: float) -> dict[str, float]:
 
 
 def score_all(response: str, instruction: str | None = None) -> dict[str, float]:
-    """All six sides' scores for one response (one pass over the text)."""
-    signals = raw_signals(response)
+    """All six sides' scores for one response (one pass over the text); `instruction` as in `score`."""
+    signals = raw_signals(response, instruction)
     dims, penalty = _dims_from_signals(signals), degeneracy_penalty(signals)
     return {side: SIGN[side] * dims[side[:2]] - penalty for side in SIDES}
 
 
-def explain(side: str, response: str) -> dict:
-    """Everything behind score(side, response): raw and standardised signals, penalty, score."""
+PENALTY_SIGNALS = ("n_words", "distinct_trigram_frac", "repeated_sentence_frac", "repeated_paragraph_frac",
+                   "repeated_span_frac", "new_content_words", "refusal_frac", "function_word_frac",
+                   "word_order_errors_per_word", "unfinished", "length_pieces", "echo_frac", "topic_overlap")
+
+
+def explain(side: str, response: str, instruction: str | None = None) -> dict:
+    """Everything behind score(side, response, instruction): raw and standardised signals, every
+    degeneracy check (its signal, its part of the penalty), the penalty and the score."""
     side = _check_side(side)
-    signals = raw_signals(response)
+    signals = raw_signals(response, instruction)
     z = _standardise(signals)
     dims = _dims_from_signals(signals)
-    dim = side[:2]
-    penalty = degeneracy_penalty(signals)
+    parts = penalty_parts(signals)
+    penalty = PENALTY * max(parts.values())
+    if side == GENERAL:
+        own = [k for d in GENERAL_WEIGHTS for k in DIM_SIGNALS[d]]
+        dim, sign, dim_score = "+".join(GENERAL_WEIGHTS), 1.0, side_scores(dims, 0.0)[GENERAL]
+        weights = {k: round(w * DIM_SIGNALS[d][k], 3) for d, w in GENERAL_WEIGHTS.items() for k in DIM_SIGNALS[d]}
+        name = "generally better (RLHF baseline)"
+    else:
+        dim = side[:2]
+        own, sign, dim_score = list(DIM_SIGNALS[dim]), SIGN[side], dims[dim]
+        weights = {k: round(w, 3) for k, w in DIM_SIGNALS[dim].items()}
+        name = get_preference(side).name
+    rounded = lambda v: None if v is None else round(v, 4)      # noqa: E731
     return {
         "side": side,
-        "name": get_preference(side).name,
+        "name": name,
         "dimension": dim,
-        "signals": {k: round(signals[k], 4) for k in DIM_SIGNALS[dim]},
-        "weights": {k: round(w, 3) for k, w in DIM_SIGNALS[dim].items()},
-        "standardised": {k: round(z[k], 3) for k in DIM_SIGNALS[dim]},
-        "dimension_score": dims[dim],
-        "sign": SIGN[side],
+        "signals": {k: round(signals[k], 4) for k in own},
+        "weights": weights,
+        "standardised": {k: round(z[k], 3) for k in own},
+        "dimension_score": dim_score,
+        "sign": sign,
         "n_words": int(signals["n_words"]),
         "distinct_trigram_frac": round(signals["distinct_trigram_frac"], 3),
+        "penalty_signals": {k: rounded(signals[k]) for k in PENALTY_SIGNALS},
+        "penalty_parts": {k: round(v, 3) for k, v in parts.items()},
+        "penalty_reason": max(parts, key=parts.get) if penalty > 0 else None,
+        "instruction_checks": instruction is not None and bool(instruction.strip()),
         "penalty": penalty,
-        "score": SIGN[side] * dims[dim] - penalty,
+        "score": sign * dim_score - penalty,
     }
 
 
@@ -330,14 +659,14 @@ def label_from_scores(score_a: float, score_b: float, *, tie_margin: float = 0.1
 
 
 def label_pair(side: str, response_a: str, response_b: str, *, tie_margin: float = 0.1, temperature: float = 0.0,
-               rng: np.random.Generator | None = None) -> str:
+               rng: np.random.Generator | None = None, instruction: str | None = None) -> str:
     """Label one pair for one side: "A", "B" or "tie".
 
     |s_A - s_B| < tie_margin gives "tie". Otherwise the better response wins when temperature is 0;
     with temperature T > 0 the label is drawn from Bradley-Terry, P(A) = sigmoid((s_A - s_B) / T).
     """
-    return label_from_scores(score(side, response_a), score(side, response_b), tie_margin=tie_margin,
-                             temperature=temperature, rng=rng)
+    return label_from_scores(score(side, response_a, instruction), score(side, response_b, instruction),
+                             tie_margin=tie_margin, temperature=temperature, rng=rng)
 
 
 def fit_norms(responses: list[str]) -> tuple[dict, dict]:
