@@ -25,7 +25,7 @@ TEXTS = {
 
 def pool(n_prompts=6, split="train"):
     return [{"id": f"p{i:04d}-{s}", "prompt_id": f"p{i:04d}", "split": split, "category": "science",
-             "instruction": f"Why does it rain? ({i})", "style": s, "response": t}
+             "instruction": f"How do clouds make rain? ({i})", "style": s, "response": t}
             for i in range(n_prompts) for s, t in TEXTS.items()]
 
 

@@ -5,7 +5,7 @@ from rlphf_lab.feedback import annotators
 from rlphf_lab.preferences import combinations, preference_prompt
 from rlphf_lab.rl.sft import multitask_examples
 
-SHORT = "Plants make sugar from light. Cool, right?"
+SHORT = "Photosynthesis: plants make sugar from light. Cool, right?"   # names its topic (the off-topic check)
 LONG = ("Photosynthesis converts light energy into chemical energy: chlorophyll absorbs photons, water is "
         "split, oxygen is released, and the Calvin cycle fixes carbon dioxide into glucose, which the plant "
         "stores as starch or burns for energy in its mitochondria during cellular respiration.")
