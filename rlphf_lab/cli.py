@@ -717,7 +717,10 @@ def main(argv=None) -> int:
 
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing")   # transformers 5 noise from PEFT
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:             # --help, or a bad option (printed as one line by Parser.error)
+        return stop.code
     args.argv = argv
     debug = args.debug or os.environ.get("RLPHF_DEBUG", "").strip() not in ("", "0")
     try:
@@ -726,7 +729,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (*EXPECTED_ERRORS, ModelNotAvailableError) as err:
+    except (*EXPECTED_ERRORS, ModelNotAvailableError, NotImplementedError) as err:
         if debug:
             traceback.print_exc()
         message = " ".join(str(err).split()) or type(err).__name__

@@ -931,6 +931,10 @@ def check_fresh_start(output_dir: str | Path, *, overwrite: bool = False, resume
     found = existing_run(output_dir)
     if not found:
         return
+    if resume and is_finished(output_dir) and (Path(output_dir) / REPLACED_DIR).exists():
+        raise FileExistsError(f"{output_dir}: an --overwrite run stopped before its first checkpoint, so there is "
+                              f"nothing to resume (the run it replaces is still there: {ADAPTER_DIR}/ and "
+                              f"{REPLACED_DIR}/); start it again with --overwrite.")
     if resume and is_finished(output_dir):
         raise FileExistsError(f"{output_dir} holds a finished run ({', '.join(found)}) but no checkpoint to resume "
                               f"from (checkpoints are not shipped); nothing was changed. To keep it, train into another "
