@@ -769,3 +769,48 @@ def test_atomic_writes_keep_the_old_file_until_the_new_one_is_complete(tmp_path,
     (new / "w").write_text("new")
     data.replace_with(new, folder)
     assert (folder / "w").read_text() == "new" and not new.exists() and not (tmp_path / "adapter.old").exists()
+
+
+EXISTING_RESULTS = [   # argv (into {out}), the finished result already there
+    (["label-pairs", "--out", "{out}/pairs.jsonl"], ["pairs.jsonl"]),
+    (["label-raters", "--out", "{out}/raters.jsonl"], ["raters.raters.json"]),
+    (["judge-agreement", "--out", "{out}/judge.json"], ["judge.json"]),
+    (["train-rewards", "--sides", "P2A", "--out", "{out}"], ["features/P2A/reward_config.json"]),
+    (["train-sft", "--out", "{out}"], ["adapter/adapter_config.json"]),
+    (["evaluate", "--out", "{out}"], ["responses.jsonl", "win_rates.csv"]),
+    (["evaluate", "--out", "{out}", "--regenerate", "--generate-only"], ["responses.jsonl"]),
+    (["train-policy", "--preference", "P2A", "--out", "{out}"], ["adapter/value_head.safetensors",
+                                                                 "adapter.provenance.json"]),
+]
+
+
+@pytest.mark.parametrize("argv, existing", EXISTING_RESULTS, ids=[a[0] + " " + " ".join(a[1:2]) for a, _ in EXISTING_RESULTS])
+def test_every_command_that_writes_refuses_to_replace_a_finished_result(tmp_path, capsys, no_model, argv, existing):
+    for name in existing:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("finished work\n")
+    before = _hashes(tmp_path)
+    code, _, err = _run([a.replace("{out}", str(tmp_path)) for a in argv], capsys)
+    _one_line_error(code, err, "nothing was changed", "--overwrite")
+    assert _hashes(tmp_path) == before
+
+
+def test_generate_candidates_continues_a_pool_but_never_mixes_settings(tmp_path, capsys, monkeypatch):
+    import rlphf_lab.models
+    from rlphf_lab.data import read_jsonl
+
+    monkeypatch.setattr(rlphf_lab.models, "load_policy", lambda **kwargs: (tiny_llama(), tiny_tokenizer()))
+    out = tmp_path / "pool.jsonl"
+    argv = ["generate-candidates", "--limit", "1", "--max-new-tokens", "2", "--out", str(out)]
+    assert _run(argv, capsys)[0] == 0
+    assert _run(argv + ["--limit", "2"], capsys)[0] == 0                      # continued: one more prompt
+    rows = read_jsonl(out)
+    assert len({r["prompt_id"] for r in rows}) == 2
+    before = _hashes(tmp_path)
+    code, _, err = _run(argv + ["--seed", "1"], capsys)
+    _one_line_error(code, err, "would mix two settings", "--overwrite")
+    code, _, err = _run(argv + ["--max-new-tokens", "3"], capsys)
+    _one_line_error(code, err, "would mix two settings")
+    assert _hashes(tmp_path) == before
+    assert _run(argv + ["--seed", "1", "--overwrite"], capsys)[0] == 0       # replaced once the new pool is complete
+    assert {r["seed"] for r in read_jsonl(out)} == {1} and not (tmp_path / "pool.jsonl.partial").exists()

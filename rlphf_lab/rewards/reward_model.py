@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,18 +131,23 @@ class RewardModel:
         return (r - self.score_mean) / self.score_std if normalize else r
 
     def save(self, folder: str | Path) -> Path:
+        """Write the folder as `<folder>.partial`, then rename it: an old model there stays whole until then."""
+        from ..data import partial_path, replace_with
+
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        tmp = partial_path(folder)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
         if self.backend == "features":
-            save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, folder / "head.safetensors")
+            save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, tmp / "head.safetensors")
             extra = {"feature_dim": self.head.feature_mean.shape[0], "hidden": self.head.net[0].out_features}
         else:
-            self.seqcls.save_pretrained(folder)       # adapter + score head (modules_to_save), safetensors
+            self.seqcls.save_pretrained(tmp)          # adapter + score head (modules_to_save), safetensors
             extra = {}
         record = {"side": self.side, "backend": self.backend, "score_mean": self.score_mean,
                   "score_std": self.score_std, "metrics": self.metrics, **extra}
-        (folder / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        return folder
+        (tmp / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        return replace_with(tmp, folder)
 
 
 def load_reward_model(folder: str | Path, device=None) -> RewardModel:

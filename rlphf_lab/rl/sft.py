@@ -55,7 +55,7 @@ def train_multitask_sft(candidates: list[dict], output_dir: str | Path, *, epoch
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    from ..data import write_provenance
+    from ..data import partial_path, replace_with, write_provenance
     from ..models import load_policy
 
     output_dir = Path(output_dir)
@@ -76,7 +76,9 @@ def train_multitask_sft(candidates: list[dict], output_dir: str | Path, *, epoch
     result = trainer.train()
     wall = time.perf_counter() - start
     adapter = output_dir / ADAPTER_DIR
-    trainer.model.save_pretrained(adapter, safe_serialization=True)
+    # written as adapter.partial and renamed: an adapter being replaced (--overwrite) stays whole until then
+    trainer.model.save_pretrained(partial_path(adapter), safe_serialization=True)
+    replace_with(partial_path(adapter), adapter)
     logs = [r for r in trainer.state.log_history if "loss" in r]
     with open(output_dir / "metrics.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["step", "epoch", "loss", "learning_rate"])
