@@ -814,3 +814,101 @@ def test_generate_candidates_continues_a_pool_but_never_mixes_settings(tmp_path,
     assert _hashes(tmp_path) == before
     assert _run(argv + ["--seed", "1", "--overwrite"], capsys)[0] == 0       # replaced once the new pool is complete
     assert {r["seed"] for r in read_jsonl(out)} == {1} and not (tmp_path / "pool.jsonl.partial").exists()
+
+
+def test_the_feedback_widget_says_when_its_store_is_new(tmp_path):
+    pytest.importorskip("ipywidgets")
+    from rlphf_lab.widgets import FeedbackWidget
+
+    pairs = [{"pair_id": "x", "instruction": "Hi?", "chosen": "a", "rejected": "b", "chosen_id": "a", "rejected_id": "b",
+              "preference": "P2A"}]
+    widget = FeedbackWidget(pairs, tmp_path / "mine.jsonl", preference="P2A")
+    assert "a new file" in widget.progress.value
+    widget.choose("A")
+    assert "a new file" not in widget.progress.value
+
+
+# --------------------------------------------------------------------------------------------
+# SIGKILL: no acknowledged label is lost; a run killed while it saves resumes exactly
+# --------------------------------------------------------------------------------------------
+
+def _killed_when(code: str, marker: str, timeout: float = 120):
+    """Run `code` in a fresh Python, SIGKILL it once `marker` has been printed; its stdout lines."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tests = Path(__file__).parent
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)])}
+    proc = subprocess.Popen([sys.executable, "-u", "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    lines, deadline = [], time.time() + timeout
+    for line in proc.stdout:
+        lines.append(line.strip())
+        if marker in line or time.time() > deadline:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL and any(marker in line for line in lines), lines[-5:]
+    return lines
+
+
+def test_sigkill_mid_append_loses_no_acknowledged_record(tmp_path):
+    from rlphf_lab.data import FeedbackStore
+
+    path = tmp_path / "labels.jsonl"
+    acknowledged = []
+    for kill in range(3):
+        code = (f"from rlphf_lab.data import FeedbackStore\nstore = FeedbackStore({str(path)!r})\n"
+                f"for i in range(10**6):\n    store.append({{'pair_id': 'k{kill}-' + str(i), 'text': 'x' * 5000}})\n"
+                f"    print('ok', i, flush=True)\n    if i == 200: print('enough', flush=True)\n")
+        lines = _killed_when(code, "enough")
+        acknowledged += [f"k{kill}-{line.split()[1]}" for line in lines if line.startswith("ok")]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # a record cut off by a kill is reported, not lost silently
+        stored = [r["pair_id"] for r in FeedbackStore(path).records()]
+    assert set(acknowledged) <= set(stored)
+    FeedbackStore(path).append({"pair_id": "after"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert FeedbackStore(path).records()[-1] == {"pair_id": "after"}
+
+
+def test_sigkill_while_a_checkpoint_is_written_then_resume_equals_one_run(tmp_path):
+    """Killed (not an exception: no clean-up runs) as the checkpoint after iteration 3 is being
+    written; --resume from the last complete one gives the uninterrupted adapter and metrics."""
+    from rlphf_lab.rl import read_metrics
+
+    code = f"""
+import sys
+from pathlib import Path
+import torch
+from tiny_models import tiny_llama, tiny_tokenizer
+from rlphf_lab.rl import PPOConfig, PPOTrainer, personalized_soups, toy_length_score_fn
+from rlphf_lab.rl import trainer as T
+torch.set_num_threads(1)
+config = PPOConfig(output_dir={str(tmp_path / 'split')!r}, iterations=4, save_every=1, **{TINY!r})
+t = PPOTrainer(config, tiny_llama(), tiny_tokenizer(), {PROMPTS!r},
+               **personalized_soups("P2A", toy_length_score_fn).trainer_kwargs())
+save = T.PPOTrainer.save_model
+def slow_save(self, path=None):
+    done = save(self, path)
+    if "iteration-00003" in str(path):       # the checkpoint's adapter is written, the rest is not
+        print("saving", flush=True)
+        import time; time.sleep(60)          # killed in here: half a checkpoint on disk
+    return done
+T.PPOTrainer.save_model = slow_save
+t.train()
+"""
+    _killed_when(code, "saving")
+    split = tmp_path / "split"
+    assert (split / "checkpoints" / "iteration-00003.partial").exists()     # what the kill left behind
+    history = _trainer(split, iterations=4, save_every=1).train(resume=True)
+    assert [m["iteration"] for m in history] == [3, 4]
+    _trainer(tmp_path / "whole", iterations=4, save_every=1).train()
+    _assert_same_weights(split, tmp_path / "whole")
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+    assert strip(read_metrics(split)) == strip(read_metrics(tmp_path / "whole"))
