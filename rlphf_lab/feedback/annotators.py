@@ -117,9 +117,9 @@ REPEAT_OK, REPEAT_FULL = 0.2, 0.45       # share of sentences, paragraphs or 8-w
 SPAN = 8                     # words in a span (`repeated_span_frac`)
 NEW_WORDS = 2                # non-answer: part = (2 - new content words) / 2, see `new_content_words`
 REFUSAL_OK, REFUSAL_FULL = 0.34, 0.67    # share of sentences that refuse or deflect (REFUSALS)
-SALAD_MIN_WORDS = 8          # word salad and word order are judged on answers of 8+ words only
+SALAD_MIN_WORDS = 8          # word salad is judged on 8+ words of prose, word order on 5+ words
 SALAD_OK, SALAD_FULL = 0.15, 0.05        # share of function words (FUNCTION_WORDS); English prose has ~0.4
-ORDER_OK, ORDER_FULL = 0.015, 0.04       # word-order errors per word, see `word_order_errors`
+ORDER_OK, ORDER_FULL = 0.025, 0.05       # word-order errors per word, see `word_order_errors`
 # unfinished: an answer that stops mid-sentence gets a part from 0 at 90 pieces (`length_pieces`, about the
 # model's tokens) to 1 at 45. The candidates and PPO rollouts are cut at 128 new tokens, about 125 pieces:
 # an unfinished answer much shorter than that did not run out of room, it stopped (or was cut) early.
@@ -231,10 +231,18 @@ she they we you i me him them us that this these those not if as so than then wh
 whom does did has have had would could should there here
 """.split())          # (not "will", "can", "may", "must": nouns too, "the will to resist")
 _HYPHENATED = re.compile(r"[A-Za-z]+(?:[-'\u2019][A-Za-z]+)*")
-_SENTENCE_START_BEFORE = set(".!?:;\n\"'(*#>-\u201c\u2018[|")
+_SENTENCE_START_BEFORE = set(".!?:;\n\"'()*#>-\u201c\u2018[|")       # ")": "(laughs) In fact"
+_NUMBER_MARKER = re.compile(r"(?<![\w.,])(\d{1,2})[.)](?=\s)")
 _LOWER_AFTER_END = re.compile(r"(\S+[.!?])[ \t]+[\"'\u201c]?[a-z]")        # not "(laughs)": stage directions
 _ABBREVIATIONS = frozenset("e.g. i.e. etc. vs. approx. mr. mrs. ms. dr. st. no. fig. cf. al. p.m. a.m. u.s. ca. incl.".split())
 _PIECE = re.compile(r"[A-Za-z]+|\d+|[^\w\s]")
+_MARKUP_LINE = re.compile(r"^\s*(?:\||#+\s|(\*\*|\*|__|_)[^*_\n]+\1[:.]?\s*$)")
+# words a finished list item does not end on: "- 2 cups of", "- mix the"
+DANGLING = frozenset("""
+a an the and or but nor of to in on at for with by from into onto as than that which who whose if because while
+when where is are was were be been being will would can could should has have had do does did my your their our
+his her its this these those very so not no
+""".split())
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+\u2022]|\d+[.)]|[a-zA-Z][.)])\s+\S")
 _CLOSERS = ")]}\"\u201d*_`"
 _TERMINAL = ".!?\u2026"
@@ -316,8 +324,8 @@ def repeated_frac(units: list[str], min_words: int = 3) -> float:
 
 
 def repeated_span_frac(tokens: list[str], k: int = SPAN) -> float:
-    """Share of the answer's k-word windows that already occurred earlier in it: about 0.5 for an answer
-    pasted twice, however the copies are joined; near 0 for ordinary text."""
+    """Share of the answer's k-word windows that already occurred earlier in it: close to 0.5 for an
+    answer pasted twice (0.43 for a 30-word one), however the copies are joined; near 0 for ordinary text."""
     grams = [tuple(tokens[i:i + k]) for i in range(len(tokens) - k + 1)]
     seen, repeats = set(), 0
     for g in grams:
@@ -346,7 +354,8 @@ def refusal_frac(text: str) -> float:
 def word_order_errors(text: str) -> int:
     """Word-order slips that English prose almost never makes, but shuffled words make all the time:
     an article followed by a function word ("the of", "a is"), a capitalised function word in the
-    middle of a sentence ("blue The sky"), and a sentence that starts in lower case ("sky. blue is")."""
+    middle of a sentence ("blue The sky"), numbered items out of order ("1. ... 3. ... 2."), and a
+    sentence that starts in lower case ("sky. blue is")."""
     raw = [m.group().replace("\u2019", "'") for m in _HYPHENATED.finditer(text)]     # "an in-depth" is fine
     # lower-case articles only: a capital "A" inside a sentence is a name or a variable ("A = P (1 + r)")
     errors = sum(a in ("a", "an", "the") and b.lower() in _NOT_AFTER_ARTICLE for a, b in zip(raw, raw[1:]))
@@ -365,7 +374,12 @@ def word_order_errors(text: str) -> int:
             continue
         errors += 1
     # a sentence that starts in lower case: "... healthy. tooth body" (not after "e.g.", "1." or "..."),
-    # the first one included
+    # the first one included; not counted for a writer who never uses capitals (but for "I")
+    # numbered items out of order: each number follows the one before it, or starts again at 1
+    numbers = [int(m.group(1)) for m in _NUMBER_MARKER.finditer(text)]
+    errors += sum(b != a + 1 and b != 1 for a, b in zip(numbers, numbers[1:]))
+    if not any(w[0].isupper() and w not in ("I", "I'm", "I've", "I'll", "I'd") for w in raw):
+        return errors
     errors += bool(re.match(r"\s*[\"'\u201c]?[a-z]", text))
     for m in _LOWER_AFTER_END.finditer(text):
         before = m.group(1)
@@ -375,15 +389,10 @@ def word_order_errors(text: str) -> int:
     return errors
 
 
-def _known(word: str, text: str, instruction: str | None) -> bool:
-    return (_is_easy(word) or word in STOPWORDS or word in words(text)[:-1]
-            or bool(instruction) and word in words(instruction))
-
-
-def is_unfinished(text: str, instruction: str | None = None) -> bool:
+def is_unfinished(text: str) -> bool:
     """True when the answer stops mid-sentence: the last line ends without . ! ? (closing quotes, brackets,
     markdown and emoji aside), unless it ends a list (or table) whose items carry no full stop, on a
-    known content word."""
+    word that does not dangle (DANGLING: "the", "of", "and", ...)."""
     text = text.strip()
     if not text or text.endswith("```"):
         return False
@@ -391,22 +400,26 @@ def is_unfinished(text: str, instruction: str | None = None) -> bool:
     if not end or end[-1] in _TERMINAL + _CLOSERS or _SMILEYS.search(text[-3:]) or not end[-1].isascii():
         return False
     lines = [line for line in text.splitlines() if line.strip()]
-    if len(lines) >= 2 and all(_LIST_ITEM.match(line) or line.strip().startswith("|") for line in lines[-2:]):
+    if len(lines) >= 2 and all(_is_list_line(line) for line in lines[-2:]):
         # a list whose items carry no full stop: finished if the item before the last one ends without
-        # one too, and the last one ends on a known word that is not a function word ("2. Sugar")
+        # one too, and the last one does not dangle ("2. Sugar", "- keep it close to you", not "- add the", "- th")
         before = lines[-2].rstrip("'\u2019 \t")
         tail = words(lines[-1])
-        return (before[-1:] in tuple(_TERMINAL) or not end[-1].isalpha() or not tail or tail[-1] in STOPWORDS
-                or not _known(tail[-1], text, instruction))
+        return (before[-1:] in tuple(_TERMINAL) or not end[-1].isalpha() or not tail or tail[-1] in DANGLING
+                or len(tail[-1]) <= 2 and tail[-1] not in STOPWORDS)          # "- Pack your th"
     return True
+
+
+def _is_list_line(line: str) -> bool:
+    """A list item, table row, heading or a line that is all emphasis ("*Use less water*")."""
+    return bool(_LIST_ITEM.match(line) or _MARKUP_LINE.match(line))
 
 
 def function_word_frac(text: str) -> float:
     """Share of function words (FUNCTION_WORDS) among the words of the answer's prose lines (list items
     and table rows left out: "- 2 cups flour" is not a sentence; "proton-proton" is one word). 1.0
     (nothing to judge) under 8 prose words."""
-    prose = [w.lower() for line in text.splitlines() if not (_LIST_ITEM.match(line) or line.strip().startswith("|"))
-             for w in _HYPHENATED.findall(line)]
+    prose = [w.lower() for line in text.splitlines() if not _is_list_line(line) for w in _HYPHENATED.findall(line)]
     return sum(w in FUNCTION_WORDS for w in prose) / len(prose) if len(prose) >= SALAD_MIN_WORDS else 1.0
 
 
@@ -467,7 +480,7 @@ def raw_signals(response: str, instruction: str | None = None) -> dict[str, floa
         "refusal_frac": refusal_frac(text),
         "function_word_frac": function_word_frac(text),
         "word_order_errors_per_word": word_order_errors(text) / n if n else 0.0,
-        "unfinished": float(is_unfinished(text, instruction)),
+        "unfinished": float(is_unfinished(text)),
         "length_pieces": float(length_pieces(text)),
         "echo_frac": echo_frac(text, instruction) if has_instruction else None,
         "topic_overlap": topic_overlap(instruction, text) if has_instruction else None,
@@ -488,7 +501,7 @@ def penalty_parts(signals: dict[str, float]) -> dict[str, float]:
         non_answer  (2 - new content words) / 2                            "I do not know that."
         refusal     sentences that refuse or deflect, 0.34 .. 0.67         "I can't help with that."
         word_salad  function words in prose from 0.15 down to 0.05 (8+ words)   ten rare words in a row
-        word_order  word-order errors per word, 0.015 .. 0.04 (8+ words)   shuffled words
+        word_order  word-order errors per word, 0.025 .. 0.05 (5+ words)   shuffled words
         unfinished  stops mid-sentence: from 90 pieces (ok) down to 45     "Rain forms when wa"
         echo        trigrams copied from the instruction, 0.5 .. 0.8       "Sure! <the instruction>"
         off_topic   1 if the answer uses none of the instruction's topic words   an answer to another question
@@ -503,7 +516,7 @@ def penalty_parts(signals: dict[str, float]) -> dict[str, float]:
         "non_answer": max(0.0, (NEW_WORDS - signals["new_content_words"]) / NEW_WORDS),
         "refusal": _ramp(signals["refusal_frac"], REFUSAL_OK, REFUSAL_FULL),
         "word_salad": _ramp(signals["function_word_frac"], SALAD_OK, SALAD_FULL) if sentence_like else 0.0,
-        "word_order": _ramp(signals["word_order_errors_per_word"], ORDER_OK, ORDER_FULL) if sentence_like else 0.0,
+        "word_order": _ramp(signals["word_order_errors_per_word"], ORDER_OK, ORDER_FULL) if n >= MIN_WORDS else 0.0,
         "unfinished": signals["unfinished"] * _ramp(signals["length_pieces"], UNFINISHED_OK, UNFINISHED_FULL),
         "echo": _ramp(signals["echo_frac"], ECHO_OK, ECHO_FULL) if signals["echo_frac"] is not None else 0.0,
         "off_topic": float(signals["topic_overlap"] == 0.0),   # None (no instruction): skipped

@@ -99,17 +99,20 @@ def _shuffled(answer: str, rng: np.random.Generator) -> str:
 
 
 def _truncated(answer: str, rng: np.random.Generator) -> str:
-    """The answer cut inside a word (of 4+ letters) at 20-40% of its words, in running text where there
-    is some (a list item cut to "3. Low Interest Rate" looks like a finished one)."""
+    """The answer cut inside a word (of 4+ letters) at 20-40% of its words (10-60% if need be), in running
+    text where there is some (a list item cut to "3. Low Interest Rate" looks like a finished one)."""
     spans = [m for m in re.finditer(r"\S+", answer)]
     n = len(spans)
     if n == 0:
         return ""
     line_of = lambda m: answer[answer.rfind("\n", 0, m.start()) + 1: m.start()]     # noqa: E731
-    lo, hi = max(1, math.ceil(0.2 * n)), max(1, math.floor(0.4 * n))
-    words_ok = [i for i in range(lo, hi + 1) if i < n and re.match(r"[A-Za-z]{4,}", spans[i].group())]
-    prose = [i for i in words_ok if not annotators._LIST_ITEM.match(line_of(spans[i]) + "x")]
-    picks = prose or words_ok or [min(lo, n - 1)]
+    def candidates(lo_frac, hi_frac, prose_only):
+        lo, hi = max(1, math.ceil(lo_frac * n)), max(1, math.floor(hi_frac * n))
+        return [i for i in range(lo, min(hi, n - 1) + 1) if re.match(r"[A-Za-z]{4,}", spans[i].group())
+                and not (prose_only and annotators._is_list_line(line_of(spans[i]) + "x"))]
+
+    picks = (candidates(0.2, 0.4, True) or candidates(0.1, 0.6, True) or candidates(0.2, 0.4, False)
+             or [min(max(1, math.ceil(0.2 * n)), n - 1)])
     m = spans[picks[int(rng.integers(len(picks)))]]
     letters = len(re.match(r"[A-Za-z]*", m.group()).group())
     keep = int(rng.integers(1, letters)) if letters >= 2 else 0   # 1 .. letters-1 letters of the word
