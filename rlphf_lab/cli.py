@@ -56,7 +56,8 @@ def whole(low: int, high: int | None = None):
 
 def real(low: float | None = None, *, above: float | None = None):
     """An argparse type: a finite number, >= low or > above when given (NaN and inf never pass)."""
-    allowed = "a finite number" + (f" >= {low:g}" if low is not None else "") + (f" > {above:g}" if above is not None else "")
+    allowed = ("a finite number" + (f" >= {low:g}" if low is not None else "")
+               + (f" > {above:g}" if above is not None else ""))
 
     def parse(text: str) -> float:
         try:
@@ -591,7 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=COUNT, default=300, help="features back end: full-batch epochs")
     p.add_argument("--max-steps", type=COUNT, default=None, help="trl back end: optimizer steps (default one epoch)")
     p.add_argument("--seed", type=SEED, default=0)
-    p.add_argument("--out", default=None, help="output root (default runs/train-rewards; the shipped ones: data/reward_models)")
+    p.add_argument("--out", default=None,
+                   help="output root (default runs/train-rewards; the shipped ones: data/reward_models)")
     overwrite(p)
 
     p = command("train-sft", _cmd_train_sft,
@@ -626,8 +628,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=COUNT, default=None, help="first n prompts only (quick mode: 4)")
     p.add_argument("--train-per-category", type=COUNT, default=None,
                    help="all eval prompts + the first n train prompts of each category (default: all prompts)")
-    p.add_argument("--out", default=None, help="JSONL file, continued if it exists (default "
-                                               "runs/generate-candidates/candidates.jsonl; the shipped one: data/candidates.jsonl)")
+    p.add_argument("--out", default=None,
+                   help="JSONL file, continued if it exists (default runs/generate-candidates/candidates.jsonl; "
+                        "the shipped one: data/candidates.jsonl)")
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--batch-size", type=COUNT, default=56)
     p.add_argument("--max-new-tokens", type=COUNT, default=128)
@@ -679,7 +682,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rm: trained reward models; toy-length: a word-count toy for demos")
     p.add_argument("--iterations", type=COUNT, default=None, help="PPO iterations (quick mode: 2)")
     p.add_argument("--batch-size", type=COUNT, default=None, help="rollouts per iteration (quick mode: 4)")
-    p.add_argument("--mini-batch-size", type=COUNT, default=None, help="rollouts per gradient step (default 4, at most the batch)")
+    p.add_argument("--mini-batch-size", type=COUNT, default=None,
+                   help="rollouts per gradient step (default 4, at most the batch)")
     p.add_argument("--ppo-epochs", type=COUNT, default=4)
     p.add_argument("--max-new-tokens", type=COUNT, default=None, help="quick mode: 16, else 64")
     p.add_argument("--learning-rate", type=RATE, default=1e-4)

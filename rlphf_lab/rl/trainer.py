@@ -727,12 +727,14 @@ class PPOTrainer:
         return json.loads(json.dumps(settings))          # lists, not tuples: as read back from JSON
 
     def check_resume(self, state: dict, checkpoint: Path) -> None:
-        """Refuse (ValueError) to resume a checkpoint whose run had other settings than this one: the
-        optimizer state, RNG and statistics belong to those settings, and the record would lie.
+        """Refuse (ResumeMismatch, a ValueError) to resume a checkpoint whose run had other settings
+        than this one: the optimizer state, RNG and statistics belong to those settings, and the
+        record would lie.
         Only RESUMABLE_SETTINGS may differ; iterations may grow, never drop below the checkpoint's."""
         # a field added to PPOConfig after the checkpoint was written held its default value then
-        saved = {f.name: (f.default if f.default is not MISSING else f.default_factory())
-                 for f in fields(PPOConfig) if f.name not in RESUMABLE_SETTINGS}
+        saved = {f.name: f.default if f.default is not MISSING else f.default_factory()
+                 for f in fields(PPOConfig) if f.name not in RESUMABLE_SETTINGS
+                 and (f.default is not MISSING or f.default_factory is not MISSING)}
         if "settings" in state:
             saved.update(state["settings"])
         else:                               # a checkpoint from before settings were recorded
@@ -742,26 +744,26 @@ class PPOTrainer:
         differ = [k for k in now if k in saved and saved[k] != now[k]]
         if differ:
             listing = "; ".join(f"{k}: {saved[k]!r} in the checkpoint, {now[k]!r} now" for k in differ)
-            raise ResumeMismatch(f"Cannot resume {checkpoint}: it was trained with other settings ({listing}). Resume "
-                             f"with the checkpoint's settings (only {', '.join(RESUMABLE_SETTINGS)} may change), or "
-                             f"train into another output folder.")
+            raise ResumeMismatch(f"Cannot resume {checkpoint}: it was trained with other settings ({listing}). "
+                                 f"Resume with the checkpoint's settings (only {', '.join(RESUMABLE_SETTINGS)} may "
+                                 f"change), or train into another output folder.")
         if self.config.iterations < state["iteration"]:
             raise ResumeMismatch(f"Cannot resume {checkpoint} with iterations={self.config.iterations}: it has "
-                             f"{state['iteration']} iterations done already; pass iterations >= {state['iteration']}.")
+                                 f"{state['iteration']} iterations done already; pass iterations >= {state['iteration']}.")
 
     def resume_from_checkpoint(self) -> Path | None:
         """Load the newest readable checkpoint whose settings match (None: there is none at all)."""
         problems = []
         for folder in reversed(checkpoint_folders(self.output_dir)):
             try:
-                state = self.read_checkpoint(folder)
+                loaded = self.read_checkpoint(folder)
             except ResumeMismatch:                      # another run's settings: never fall back silently
                 raise
             except ValueError as err:                   # damaged: fall back to the one before
                 problems.append(f"{folder.name}: {err}")
                 self._note(f"checkpoint {folder} cannot be used ({err}); trying the one before it.")
                 continue
-            self.apply_checkpoint(state)
+            self.apply_checkpoint(loaded)
             if problems:
                 self._note(f"resuming from {folder.name} instead (iteration {self.iteration}).")
             return folder
@@ -769,7 +771,6 @@ class PPOTrainer:
             raise ValueError(f"No usable checkpoint in {self.output_dir / CHECKPOINT_DIR} ({'; '.join(problems)}). "
                              f"Start the run again with --overwrite.")
         return None
-
 
     # ---------------------------------------------------------------------------------------
     # Saving and resuming
