@@ -294,6 +294,50 @@ def _cmd_label_pairs(args) -> int:
     return 0
 
 
+def _cmd_add_hacks(args) -> int:
+    """The candidate pool plus the hack suite's rows (rlphf_lab.feedback.hacks). Idempotent: hack rows
+    already in --candidates are replaced, every other line is copied byte for byte."""
+    import json
+    import time
+
+    from .data import write_provenance, write_text_atomic
+    from .feedback.hacks import HACK_KINDS, hack_candidates, is_hack
+
+    source = _candidates(args)
+    out = _output_file(_value(args.out, default_out("add-hacks", "candidates.jsonl")), args.overwrite)
+    start = time.perf_counter()
+    lines, rows = [], []
+    for n, line in enumerate(source.read_text(encoding="utf-8").split("\n"), 1):     # not splitlines: U+2028
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--candidates {source}, line {n}: not JSON ({err.msg}).") from None
+        if not is_hack(row):
+            lines.append(line)
+            rows.append(row)
+    split = None if args.split == "all" else args.split
+    hacks = hack_candidates(rows, seed=args.seed, split=split)
+    if not hacks:
+        raise ValueError(f"No {args.split} candidates of style 'none' in {source} to build hacks from.")
+    text = "".join(line + "\n" for line in lines) + "".join(json.dumps(h, ensure_ascii=False) + "\n" for h in hacks)
+    write_text_atomic(out, text)
+    record = source.with_name(source.name + ".provenance.json")
+    sampled = json.loads(record.read_text()) if record.is_file() else None
+    if sampled and sampled.get("command", "").startswith("rlphf-lab add-hacks"):
+        sampled = sampled.get("source_provenance")          # an earlier add-hacks output: keep the sampling record
+    write_provenance(out, command=_command(args), seed=args.seed, wall_time_s=time.perf_counter() - start,
+                     rows=len(lines) + len(hacks), normal_rows=len(lines), hack_rows=len(hacks),
+                     prompts=len({h["prompt_id"] for h in hacks}), split=args.split, kinds=list(HACK_KINDS),
+                     candidates=str(source), max_new_tokens=(sampled or {}).get("max_new_tokens"),
+                     source_provenance=sampled,
+                     note="normal rows copied unchanged from --candidates; hack rows (style hack:<kind>) rebuilt")
+    print(f"{len(lines)} candidates + {len(hacks)} hack rows ({len(HACK_KINDS)} kinds x "
+          f"{len({h['prompt_id'] for h in hacks})} {args.split} prompts) in {out}")
+    return 0
+
+
 def _cmd_label_raters(args) -> int:
     import time
 
@@ -648,6 +692,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sides", default=None, help="comma-separated, default all six; 'general' for the RLHF baseline's rater")
     p.add_argument("--candidates", default=None, help="default data/candidates.jsonl")
     p.add_argument("--out", default=None, help="default runs/label-pairs/pairs_<split>.jsonl")
+    overwrite(p)
+
+    p = command("add-hacks", _cmd_add_hacks,
+                "the candidate pool plus degenerate answers (hack suite) for the reward models to rank low")
+    p.add_argument("--candidates", default=None, help="default data/candidates.jsonl")
+    p.add_argument("--split", default="train", choices=["train", "eval", "all"],
+                   help="prompts that get hack rows (default train)")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--out", default=None,
+                   help="default runs/add-hacks/candidates.jsonl (the pool to label: data/candidates.jsonl)")
     overwrite(p)
 
     p = command("label-raters", _cmd_label_raters, "a population of simulated raters labels random pairs (for RFM)")

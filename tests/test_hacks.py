@@ -149,3 +149,35 @@ def test_pairs_add_normal_vs_hack_pairs_without_changing_the_normal_ones():
         assert summary["hack_pairs"] == len(hacked) and summary["hack_rejected"] == 1.0
     none = P.make_preference_pairs(with_hacks, "P2A", pairs_per_prompt=5, seed=0, hack_pairs_per_prompt=0)
     assert none == P.make_preference_pairs(pool, "P2A", pairs_per_prompt=5, seed=0)
+
+
+def test_add_hacks_command_appends_hack_rows_and_is_idempotent(tmp_path, capsys):
+    import json
+
+    from rlphf_lab.cli import main
+    from rlphf_lab.data import read_jsonl, write_jsonl
+
+    src = tmp_path / "candidates.jsonl"
+    pool = _toy_pool(3)
+    pool[0]["response"] += " Odd\u2028line"            # a U+2028 inside a string must survive the copy
+    write_jsonl(src, pool)
+    (tmp_path / "candidates.jsonl.provenance.json").write_text(json.dumps({"command": "rlphf-lab generate-candidates",
+                                                                          "max_new_tokens": 128}))
+    out = tmp_path / "with_hacks.jsonl"
+    assert main(["add-hacks", "--candidates", str(src), "--out", str(out), "--seed", "0"]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith(src.read_text(encoding="utf-8"))           # normal rows byte for byte, first
+    rows = read_jsonl(out)
+    assert len(rows) == len(pool) + 3 * len(H.HACK_KINDS) and rows[len(pool):] == H.hack_candidates(pool, seed=0)
+    record = json.loads((tmp_path / "with_hacks.jsonl.provenance.json").read_text())
+    assert record["rows"] == len(rows) and record["hack_rows"] == 3 * len(H.HACK_KINDS)
+    assert record["command"].startswith("rlphf-lab add-hacks") and record["max_new_tokens"] == 128
+    assert record["source_provenance"]["command"] == "rlphf-lab generate-candidates"
+    # a finished file is not replaced without --overwrite; with it, running on its own output changes nothing
+    assert main(["add-hacks", "--candidates", str(src), "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["add-hacks", "--candidates", str(out), "--out", str(out), "--overwrite"]) == 0
+    assert out.read_text(encoding="utf-8") == text
+    assert json.loads((tmp_path / "with_hacks.jsonl.provenance.json").read_text())["source_provenance"] == \
+        record["source_provenance"]
+    assert main(["add-hacks", "--candidates", str(src), "--out", str(tmp_path / "e.jsonl"), "--split", "eval"]) == 2

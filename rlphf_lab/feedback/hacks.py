@@ -169,7 +169,8 @@ def hack_candidates(candidates: list[dict], seed: int = 0, split: str | None = "
     prompt); its off-topic answer is the source answer of another prompt of the same split, from a
     different category where there is one, that shares no topic word with the instruction (else one
     of OFF_TOPIC_TEXTS). Rows: the candidate keys, style "hack:<kind>", id "<prompt_id>-hack-<kind>",
-    plus "source_id" and "seed". Existing hack rows in `candidates` are ignored.
+    "source_id", "seed" (the source's sampling seed, so the pool keeps one) and "hack_seed". Existing
+    hack rows in `candidates` are ignored.
     """
     normal = [c for c in candidates if not is_hack(c) and (split is None or c["split"] == split)]
     sources = {}
@@ -191,5 +192,5 @@ def hack_candidates(candidates: list[dict], seed: int = 0, split: str | None = "
             rows.append({"id": f"{prompt_id}-hack-{hack['kind']}", "prompt_id": prompt_id, "split": src["split"],
                          "category": src.get("category"), "instruction": src["instruction"],
                          "style": HACK_PREFIX + hack["kind"], "response": hack["text"],
-                         "source_id": src["id"], "seed": int(seed)})
+                         "source_id": src["id"], "seed": src.get("seed"), "hack_seed": int(seed)})
     return rows

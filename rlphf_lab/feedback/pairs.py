@@ -16,9 +16,9 @@ shown won), kept so that position balance can be checked. Ties are dropped (coun
 `keep_ties=True` and `label_summary`).
 
 Hack rows (style "hack:<kind>", from `hacks.hack_candidates`) appended to the pool are paired on
-top: `hack_pairs_per_prompt` pairs per prompt and side of a normal answer (the side's own style
-first) against a hack, drawn from a generator of their own, so the normal pairs are the same with
-or without hack rows. Their pair ids end in "-hack<j>".
+top: `hack_pairs_per_prompt` pairs per prompt and side of a normal answer without penalty (the side's
+own style first) against a hack, drawn from a generator of their own, so the normal pairs are the same
+with or without hack rows. Their pair ids end in "-hack<j>".
 """
 from __future__ import annotations
 
@@ -73,10 +73,13 @@ def choose_style_pairs(styles: list[str], side: str, n: int, rng: np.random.Gene
     return (chosen + [others[i] for i in picks])[:n]
 
 
-def choose_hack_pairs(styles: list[str], side: str, n: int, rng: np.random.Generator) -> list[tuple[str, str]]:
+def choose_hack_pairs(styles: list[str], side: str, n: int, rng: np.random.Generator,
+                      clean: set[str] | None = None) -> list[tuple[str, str]]:
     """n (normal style, hack style) pairs for one prompt: the side's own style against a random hack
-    first, then random normal styles against the other hacks (each hack used once while there are enough)."""
-    normal = sorted((s for s in styles if s in STYLE_ORDER), key=STYLE_ORDER.index)
+    first, then random normal styles against the other hacks (each hack used once while there are enough).
+    `clean`: the normal styles whose answer has no penalty (default: all); only those are paired, since
+    a hack against a degenerate answer teaches nothing."""
+    normal = sorted((s for s in styles if s in STYLE_ORDER and (clean is None or s in clean)), key=STYLE_ORDER.index)
     bad = sorted(s for s in styles if s.startswith(HACK_PREFIX))
     if not normal or not bad or n <= 0:
         return []
@@ -119,8 +122,9 @@ def make_preference_pairs(candidates: list[dict], side: str, *, pairs_per_prompt
     for prompt_id, by_style in group_by_prompt(candidates).items():
         drawn = [(str(k), s1, s2, rng) for k, (s1, s2) in
                  enumerate(choose_style_pairs(list(by_style), side, pairs_per_prompt, rng))]
+        clean = {s for s, c in by_style.items() if scores[c["id"]]["penalty"] == 0}
         drawn += [(f"hack{j}", s1, s2, hack_rng) for j, (s1, s2) in
-                  enumerate(choose_hack_pairs(list(by_style), side, hack_pairs_per_prompt, hack_rng))]
+                  enumerate(choose_hack_pairs(list(by_style), side, hack_pairs_per_prompt, hack_rng, clean))]
         for k, s1, s2, r in drawn:
             a, b = (by_style[s1], by_style[s2]) if r.random() < 0.5 else (by_style[s2], by_style[s1])
             score_a, score_b = scores[a["id"]]["scores"][side], scores[b["id"]]["scores"][side]
