@@ -18,11 +18,33 @@ The two sides of a dimension are the same score with opposite signs:
     score("P2B", y) = +d_P2(y)   (informative)       score("P2A", y) = -d_P2(y)   (concise)
     score("P3A", y) = +d_P3(y)   (friendly)          score("P3B", y) = -d_P3(y)   (unfriendly)
 
-minus one shared `degeneracy_penalty(y)` (0 for ordinary text) for empty, near-empty or looping
-answers, which are bad for every side: an empty answer is not "concise", "no, no, no, ..." is not
-"informative". A pair is labelled by comparing scores, with a tie margin and optional
-Bradley-Terry noise (`label_pair`). The labels depend only on the response (the instruction is
-accepted for a uniform call signature and ignored), and on nothing random except that noise.
+minus one shared penalty (0 for ordinary text) for degenerate answers, which are bad for every side:
+an empty answer is not "concise", "no, no, no, ..." is not "informative", ten rare words in a row are
+not "expert". Each check gives a part in [0, 1] from a number a student can count by hand, and
+
+    penalty(y, x) = PENALTY * max_check part_check(y, x)        (PENALTY = 8, see `penalty_parts`)
+
+    empty        fewer than 5 words
+    loop         few distinct word trigrams ("no, no, no, ...")
+    repetition   sentences, paragraphs or 8-word spans that repeat earlier ones (an answer pasted twice)
+    non_answer   fewer than 2 content words that are neither filler ("good", "question", "know") nor
+                 the instruction's own words ("I do not know that.", "Good question.", a restatement)
+    refusal      a third or more of the sentences refuse or deflect ("I can't help with that.")
+    word_salad   almost no function words (the, of, is, ...) in the prose: rare words in a row
+    word_order   slips prose never makes ("the of", "blue The sky", "sky. blue is"): shuffled words
+    unfinished   stops mid-sentence or mid-word well before the 128-token budget could have cut it
+    echo         most word trigrams copied from the instruction ("Sure! <the instruction>")
+    off_topic    uses none of the instruction's topic words (crude stems: "scatters" = "scattering")
+
+The last two, and the instruction's words in non_answer, need the instruction x: `score(side, y, x)`;
+with x = None they are skipped. PENALTY is large enough that a fully penalised answer scores at least
+one standard deviation below every ordinary answer on every side (dimension scores lie within +-3.5).
+Measured on the shipped pool: 9 of the 661 hand-audited ordinary train answers (1.4%) get any penalty;
+most of the others penalised are real loops, persona rambles and refusals of the 135M model
+(tests/test_annotators.py). A pair is labelled by comparing scores, with a tie margin and optional
+Bradley-Terry noise (`label_pair`): the labels depend on the response, its instruction, and nothing
+random except that noise. `rlphf_lab.feedback.hacks` builds a fixed suite of degenerate answers that
+every side must score clearly below a normal one (tests/test_hacks.py).
 """
 from __future__ import annotations
 
