@@ -29,9 +29,9 @@ import numpy as np
 
 from ..preferences import SIDES, opposite
 from . import annotators
+from .hacks import HACK_PREFIX          # styles of the hack rows: "hack:<kind>"
 
 STYLE_ORDER = ["none"] + SIDES
-HACK_PREFIX = "hack:"          # styles of the hack rows (hacks.HACK_PREFIX)
 HACK_PAIRS_PER_PROMPT = 2      # normal-vs-hack pairs per prompt and side, when the pool has hack rows
 # Defaults of the shipped training set. Margin 0.25: pairs closer than a quarter of a standard
 # deviation are ties. T = 0.1 then flips about 0.5% of the remaining labels (a few percent of the
