@@ -68,24 +68,25 @@ SIGN = {"P1A": -1.0, "P1B": +1.0, "P2A": -1.0, "P2B": +1.0, "P3A": +1.0, "P3B": 
 
 # --------------------------------------------------------------------------------------------
 # Normalisation constants: mean and std of every raw signal, then of every dimension's weighted mean,
-# over all 1,120 responses of the shipped data/candidates.jsonl (seed 0). Computed once with
-#     fit_norms([row["response"] for row in read_jsonl("data/candidates.jsonl")])
+# over all 1,848 sampled responses of the shipped data/candidates.jsonl (seed 0, 264 prompts; the
+# hack rows of `rlphf-lab add-hacks` left out). Computed once with
+#     fit_norms([r["response"] for r in read_jsonl("data/candidates.jsonl") if not r["style"].startswith("hack:")])
 # and pasted here, so scores never change when the data does. tests/test_annotators.py checks
 # that they still match the shipped pool.
 # --------------------------------------------------------------------------------------------
 SIGNAL_NORMS = {
     # P1 expertise
-    "grade_level": (9.0350, 4.2706),  # mean of Coleman-Liau and ARI grade levels, clipped to [-4, 24]
-    "rare_word_frac": (0.3033, 0.1657),  # words (3+ letters) outside the Dale-Chall list of 2,940 easy words
-    "long_word_frac": (0.0882, 0.0660),  # words with 9 or more letters
+    "grade_level": (8.8540, 4.3408),  # mean of Coleman-Liau and ARI grade levels, clipped to [-4, 24]
+    "rare_word_frac": (0.2877, 0.1644),  # words (3+ letters) outside the Dale-Chall list of 2,940 easy words
+    "long_word_frac": (0.0871, 0.0691),  # words with 9 or more letters
     # P2 informativeness
-    "log_words": (4.3400, 0.5846),  # log(1 + number of words)
-    "log_content_words": (3.2584, 0.5635),  # log(1 + number of distinct content words)
+    "log_words": (4.3485, 0.5758),  # log(1 + number of words)
+    "log_content_words": (3.2557, 0.5694),  # log(1 + number of distinct content words)
     # P3 style
-    "sentiment": (0.1262, 0.2397),  # vaderSentiment compound, averaged over sentences with I / you / we
-    "tone_markers": (0.1480, 0.3261),  # tanh(friendly markers - curt markers), see FRIENDLY / CURT
+    "sentiment": (0.1509, 0.2438),  # vaderSentiment compound, averaged over sentences with I / you / we
+    "tone_markers": (0.1649, 0.3348),  # tanh(friendly markers - curt markers), see FRIENDLY / CURT
 }
-DIM_NORMS = {"P1": (-0.0045, 0.8887), "P2": (0.0159, 0.8750), "P3": (0.0006, 0.8606)}
+DIM_NORMS = {"P1": (-0.0064, 0.8789), "P2": (0.0158, 0.8720), "P3": (0.0005, 0.8621)}
 
 # Each dimension is a weighted mean of its standardised signals (weights sum to 1).
 DIM_SIGNALS = {
