@@ -46,7 +46,8 @@ bench: setup
 # under runs/ by default; here --out data/... and --overwrite say on purpose that the shipped files are replaced
 # (the candidate pool is continued, not replaced: it resumes where it stopped).
 data: setup
-	$(BIN)/rlphf-lab generate-candidates --seed 0 --train-per-category 16 --limit 160 --out data/candidates.jsonl
+	$(BIN)/rlphf-lab generate-candidates --seed 0 --train-per-category 16 --out data/candidates.jsonl
+	$(BIN)/rlphf-lab add-hacks --candidates data/candidates.jsonl --seed 0 --out data/candidates.jsonl --overwrite
 	$(BIN)/rlphf-lab label-pairs --split train --out data/feedback/pairs_train.jsonl --overwrite
 	$(BIN)/rlphf-lab label-pairs --split eval --out data/feedback/pairs_eval.jsonl --overwrite
 	$(BIN)/rlphf-lab label-raters --disagreement low --seed 0 --out data/feedback/raters_low.jsonl --overwrite

@@ -155,12 +155,14 @@ def judge_responses(rows: list[dict], *, combos: Sequence[str] | None = None, ti
     vanilla = {r["prompt_id"]: r for r in rows if r["method"] == BASELINE}
     if not vanilla:
         raise ValueError("No vanilla answers in the rows: generate_responses always adds them; pass its output.")
-    cache: dict[str, dict] = {}
+    cache: dict[tuple[str, str], dict] = {}
 
-    def scores(text: str) -> dict:
-        if text not in cache:
-            cache[text] = annotators.score_all(text)
-        return cache[text]
+    def scores(row: dict) -> dict:
+        # the annotators read the instruction too (relevance, prompt echo)
+        key = (row["instruction"], row["response"])
+        if key not in cache:
+            cache[key] = annotators.score_all(row["response"], row["instruction"])
+        return cache[key]
 
     rng = random.Random(seed)
     out = []
@@ -170,7 +172,7 @@ def judge_responses(rows: list[dict], *, combos: Sequence[str] | None = None, ti
         base = vanilla[r["prompt_id"]]
         for combo in ([r["combination"]] if r["combination"] else combos):
             for p in parse_combination(combo):
-                s_m, s_v = scores(r["response"])[p.code], scores(base["response"])[p.code]
+                s_m, s_v = scores(r)[p.code], scores(base)[p.code]
                 verdict = "tie" if abs(s_m - s_v) <= tie_margin else ("win" if s_m > s_v else "loss")
                 out.append({"prompt_id": r["prompt_id"], "combination": combo, "method": r["method"], "side": p.code,
                             "order": "method-first" if rng.random() < 0.5 else "vanilla-first",
@@ -280,7 +282,7 @@ def _side_means(rows: list[dict], scores: list[dict]) -> list[dict]:
 def mean_scores(rows: list[dict]) -> list[dict]:
     """Mean annotator score of every method on every side (its answers for combinations containing the
     side, or all its answers when it ignores the combination), plus mean length in words."""
-    return _side_means(rows, [annotators.score_all(r["response"]) for r in rows])
+    return _side_means(rows, [annotators.score_all(r["response"], r["instruction"]) for r in rows])
 
 
 def mean_reward_scores(rows: list[dict], scorer, batch_size: int = 16) -> list[dict]:

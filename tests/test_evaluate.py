@@ -4,7 +4,7 @@ import pytest
 from rlphf_lab import evaluate as E
 from rlphf_lab.feedback import annotators
 
-SHORT = "Water boils at 100 degrees."
+SHORT = "Water boils at 100 degrees, when its vapour pressure equals the air pressure."
 LONG = ("Water boils at 100 degrees Celsius at sea level because its vapour pressure then equals the air "
         "pressure; higher up, the air pressure is lower, so water boils at a lower temperature, which is "
         "why pasta takes longer to cook in the mountains and why pressure cookers cook faster.")
@@ -22,10 +22,11 @@ def test_verdicts_follow_the_annotators_one_side_at_a_time():
     assert [v["side"] for v in verdicts] == ["P1A", "P2A", "P3A"]
     by_side = {v["side"]: v for v in verdicts}
     # the short answer is more concise than the long one: a win on P2A
-    assert annotators.score("P2A", SHORT) > annotators.score("P2A", LONG) + E.TIE_MARGIN
+    question = "Why does water boil?"          # the annotators read the instruction too
+    assert annotators.score("P2A", SHORT, question) > annotators.score("P2A", LONG, question) + E.TIE_MARGIN
     assert by_side["P2A"]["verdict"] == "win"
     for v in verdicts:
-        assert v["score_method"] == pytest.approx(annotators.score(v["side"], SHORT), abs=1e-4)
+        assert v["score_method"] == pytest.approx(annotators.score(v["side"], SHORT, question), abs=1e-4)
         assert v["order"] in ("method-first", "vanilla-first")
 
 

@@ -77,10 +77,15 @@ def make_rater_pairs(candidates: list[dict], raters: list[Rater], *, pairs_per_r
     """Every rater labels `pairs_per_rater` random pairs (random prompt, two of its candidates).
 
     Prompts come from all splits in `candidates`; each record keeps its prompt's split, so a
-    notebook can hold out the eval-prompt pairs of every rater. Raters never answer "tie".
+    notebook can hold out the eval-prompt pairs of every rater. Raters never answer "tie". Hack rows
+    (hacks.hack_candidates) are left out: every rater agrees they are bad, so they carry nothing
+    about how raters differ.
     """
+    from .hacks import is_hack
+
     if pairs_per_rater < 1:
         raise ValueError(f"pairs_per_rater={pairs_per_rater}: need at least one pair per rater.")
+    candidates = [c for c in candidates if not is_hack(c)]
     scores = scores if scores is not None else score_candidates(candidates)
     groups = [g for g in group_by_prompt(candidates).values() if len(g) >= 2]
     if not groups:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..feedback.hacks import is_hack
 from ..feedback.pairs import group_by_prompt, score_candidates
 from ..preferences import apply_preference, combinations, parse_combination
 from .trainer import ADAPTER_DIR
@@ -25,7 +26,7 @@ from .trainer import ADAPTER_DIR
 def multitask_examples(candidates: list[dict], combos: list[str] | None = None, split: str = "train") -> list[dict]:
     """Prompt-completion rows (TRL's conversational format) for every prompt of `split` and combination."""
     combos = combos or combinations()
-    rows = [c for c in candidates if c["split"] == split]
+    rows = [c for c in candidates if c["split"] == split and not is_hack(c)]   # hack rows are never a target
     if not rows:
         raise ValueError(f"No {split} candidates; run `rlphf-lab generate-candidates` first.")
     scores = score_candidates(rows)
