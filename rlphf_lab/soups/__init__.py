@@ -34,8 +34,8 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
-from .config import DATA_DIR
-from .preferences import DIMENSIONS, SIDES, get_preference, parse_combination
+from ..config import DATA_DIR
+from ..preferences import DIMENSIONS, SIDES, get_preference, parse_combination
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -54,7 +54,7 @@ DENSITY_METHODS = ("ties", "dare_linear", "dare_ties", "magnitude_prune", "ties_
 
 def read_adapter_config(path: str | Path) -> dict:
     """The adapter_config.json of a PEFT adapter folder, with a clear error when it is missing or not JSON."""
-    from .data import read_json
+    from ..data import read_json
 
     file = Path(path) / ADAPTER_CONFIG
     if not file.is_file():
@@ -118,7 +118,7 @@ def read_adapter_weights(path: str | Path, config: dict | None = None, model=Non
     """The tensors of an adapter folder's adapter_model.safetensors, checked before anything loads them:
     the file exists and is readable, every value is finite, and (given the model) its keys and shapes
     are those its adapter_config.json implies. Each problem is a ValueError naming the file and the fix."""
-    from .data import read_safetensors
+    from ..data import read_safetensors
 
     folder = Path(path)
     file, hint = folder / ADAPTER_WEIGHTS, restore_hint(folder)
@@ -322,7 +322,7 @@ def load_soup(model=None, tokenizer=None, names: Sequence[str] = SIDES, *, root:
     Returns (model, tokenizer, source): "shipped" (all trained), "random" (all stand-ins) or "mixed"
     (trained where shipped, stand-ins for the rest, e.g. while `make artifacts` is still running).
     """
-    from .models import load_policy
+    from ..models import load_policy
 
     if model is None:
         model, default_tok = load_policy()
@@ -334,7 +334,7 @@ def load_soup(model=None, tokenizer=None, names: Sequence[str] = SIDES, *, root:
     missing = [n for n in names if n not in shipped]
     dirs = dict(shipped)
     if missing:
-        from .config import cache_dir
+        from ..config import cache_dir
 
         if verbose:
             print(f"NOTE: no trained adapters for {', '.join(missing)} in {root or SHIPPED_DIR} (they are made by "
@@ -689,7 +689,7 @@ def peft_weighted_merge(model, weights: dict[str, float], combination_type: str 
 
 @torch.no_grad()
 def _logits(model, tokenizer, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    from .models import format_chat
+    from ..models import format_chat
 
     texts = [format_chat(tokenizer, p) for p in prompts]
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
@@ -733,7 +733,7 @@ def logit_difference(model, tokenizer, prompts: Sequence[str], weights: dict[str
 def default_score_fn() -> Callable[[str, str], dict[str, float]]:
     """score_fn(instruction, response) -> {side: score} from the simulated annotators."""
     try:
-        from .feedback.annotators import score_all
+        from ..feedback.annotators import score_all
     except ImportError as err:
         raise ValueError("The simulated annotators (rlphf_lab.feedback.annotators.score_all) are not available; "
                          "pass score_fn=lambda instruction, response: {...} instead.") from err
@@ -760,7 +760,7 @@ def generate_and_score(model, tokenizer, prompts, *, weights: dict[str, float] |
     (adapters off), with `preference` appended as a prompt -- the preference-prompting baseline.
     Rows: {label, instruction, response, <side>: score, ...}.
     """
-    from .models import generate
+    from ..models import generate
 
     score_fn = score_fn or default_score_fn()
     instructions = _instructions(prompts)
@@ -905,7 +905,7 @@ def compare_merges(model, tokenizer, prompts, weights: dict[str, float], methods
     distributions against the exact soup, response (first prompt), scores (mean per side)}.
     The merged adapters are deleted again and the soup is left as it was.
     """
-    from .models import generate
+    from ..models import generate
 
     score_fn = score_fn or default_score_fn()
     instructions = _instructions(prompts)
