@@ -39,7 +39,7 @@ def plot_pareto_front(rows, x: str = "P2A", y: str = "P2B", reference: list[dict
 
     rows: the dict `soups.pareto_front` returns (sweep, reference points, x and y in one), or rows
     from `soups.sweep_weights` (one per prompt and weight; averaged per label, joined in order).
-    reference: rows from `soups.generate_and_score` for single adapters or the prompting baseline,
+    reference: rows from `soups.score_soup_answers` for single adapters or the prompting baseline,
     drawn as separate labelled points. Points on the Pareto front of everything drawn (no other
     point is better on both scores) get a black ring.
     """

@@ -105,6 +105,16 @@ def test_repeated_weight_changes_do_not_drift(soup):
         assert layer.scaling[name] == (base if name == "P1A" else 0.0)
 
 
+def test_soup_scales_are_the_weight_times_alpha_over_r_bit_for_bit(soup):
+    """PEFT's set_scale writes (w * alpha) / r; the soup's scales are w * (alpha / r) to the last bit (r = 16, 8)."""
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(50):
+        weights = dict(zip(CODES, torch.rand(3, generator=gen, dtype=torch.float64).tolist()))
+        applied = soups.set_soup_weights(soup, weights)
+        for layer, name, _ in soups.soup_state(soup).layers:
+            assert layer.scaling[name] == applied[name] * (layer.lora_alpha[name] / layer.r[name])
+
+
 def test_ab_average_differs_by_the_predicted_cross_terms(soup, adapter_dirs):
     w = {"P1A": 0.3, "P1B": 0.7}                          # same r = 16: the reference merge applies
     files = factors_from_files(adapter_dirs)
@@ -235,7 +245,7 @@ def test_sweep_rows_walk_from_one_side_to_the_other(soup):
                                score_fn=score_fn, max_new_tokens=4)
     assert [r["t"] for r in rows] == [0, 0, 0.5, 0.5, 1, 1]
     assert seen[0]["P1A"] == 1 and seen[2] == pytest.approx({"P1A": 0.5, "P1B": 0.5, "P2A": 0}) and seen[4]["P1B"] == 1
-    means = soups.mean_scores(rows)
+    means = soups.group_means(rows)
     assert [m["label"] for m in means] == ["t=0.00", "t=0.50", "t=1.00"] and all(m["n"] == 2 for m in means)
     assert means[0]["P1B"] == 1.0
 
@@ -346,7 +356,7 @@ def test_generation_holds_the_model_lock(soup):
     done = threading.Event()
 
     def run():
-        soups.generate_and_score(soup, tiny_tokenizer(), ["Hi"], weights={"P1A": 1}, score_fn=_length_scores,
+        soups.score_soup_answers(soup, tiny_tokenizer(), ["Hi"], weights={"P1A": 1}, score_fn=_length_scores,
                                  max_new_tokens=2)
         done.set()
 
@@ -386,7 +396,7 @@ def test_the_shipped_side_adapters_load_as_a_soup_without_training(one_thread):
     model, tok, source = soups.load_soup(model, tok)
     assert source == "shipped"
     prompts = ["Explain how a refrigerator keeps food cold.", "What are the benefits of regular exercise?"]
-    concise = soups.generate_and_score(model, tok, prompts, weights={"P2A": 1.0}, max_new_tokens=96)
-    verbose = soups.generate_and_score(model, tok, prompts, weights={"P2B": 1.0}, max_new_tokens=96)
+    concise = soups.score_soup_answers(model, tok, prompts, weights={"P2A": 1.0}, max_new_tokens=96)
+    verbose = soups.score_soup_answers(model, tok, prompts, weights={"P2B": 1.0}, max_new_tokens=96)
     words = lambda rows: sum(len(r["response"].split()) for r in rows)
     assert words(concise) < words(verbose)
