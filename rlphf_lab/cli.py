@@ -534,7 +534,7 @@ def _cmd_evaluate(args) -> int:
         if args.generate_only:
             return 0
     rows = read_jsonl(responses_file)
-    summary = E.summarize(rows, seed=args.seed)
+    summary = E.evaluation_tables(rows, seed=args.seed)
     write_jsonl(out / "verdicts.jsonl", summary["verdicts"])
     if args.reward_scores:
         from .rewards import load_reward_scorer

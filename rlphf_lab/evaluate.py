@@ -279,7 +279,7 @@ def _side_means(rows: list[dict], scores: list[dict]) -> list[dict]:
     return out
 
 
-def mean_scores(rows: list[dict]) -> list[dict]:
+def mean_annotator_scores(rows: list[dict]) -> list[dict]:
     """Mean annotator score of every method on every side (its answers for combinations containing the
     side, or all its answers when it ignores the combination), plus mean length in words."""
     return _side_means(rows, [annotators.score_all(r["response"], r["instruction"]) for r in rows])
@@ -288,7 +288,7 @@ def mean_scores(rows: list[dict]) -> list[dict]:
 def mean_reward_scores(rows: list[dict], scorer, batch_size: int = 16) -> list[dict]:
     """The same table with the reward models PPO optimised (`rewards.load_reward_scorer()`) as judges.
 
-    Read next to `mean_scores`: reward up and annotator flat is reward hacking; both flat means the
+    Read next to `mean_annotator_scores`: reward up and annotator flat is reward hacking; both flat means the
     policy did not move (too little training), whatever the noisy per-batch rewards of metrics.csv say.
     scorer(sides, instructions, responses) -> (batch, 6) standardised rewards.
     """
@@ -301,13 +301,13 @@ def mean_reward_scores(rows: list[dict], scorer, batch_size: int = 16) -> list[d
     return _side_means(rows, scores)
 
 
-def summarize(rows: list[dict], *, seed: int = 0, n_boot: int = 1000) -> dict:
+def evaluation_tables(rows: list[dict], *, seed: int = 0, n_boot: int = 1000) -> dict:
     """All the tables of one evaluation from the answers (`generate_responses` rows):
 
         verdicts        judge_responses(rows)
         win_rates       win_rate_table over the judged METHODS, with bootstrap CIs
         soup_vs_others  paired_difference(soup, m) for every other judged method
-        win_rates_by_side  side_table;  mean_scores: annotator means per side and length
+        win_rates_by_side  side_table;  mean_scores: mean_annotator_scores (per side, and length)
     """
     verdicts = judge_responses(rows, seed=seed)
     judged = [m for m in METHODS if any(v["method"] == m for v in verdicts)]
@@ -316,7 +316,7 @@ def summarize(rows: list[dict], *, seed: int = 0, n_boot: int = 1000) -> dict:
             "soup_vs_others": [paired_difference(verdicts, "soup", m, n_boot=n_boot, seed=seed)
                                for m in judged if m != "soup"] if "soup" in judged else [],
             "win_rates_by_side": side_table(verdicts),
-            "mean_scores": mean_scores(rows)}
+            "mean_scores": mean_annotator_scores(rows)}
 
 
 REPORT_SECTIONS = (
@@ -330,7 +330,7 @@ REPORT_SECTIONS = (
 
 
 def report_markdown(summary: dict) -> str:
-    """The README-ready markdown of a `summarize` result (plus optional reward_scores / ai_judge)."""
+    """The README-ready markdown of an `evaluation_tables` result (plus optional reward_scores / ai_judge)."""
     parts = []
     for key, title in REPORT_SECTIONS:
         if key in summary:

@@ -167,13 +167,13 @@ def test_measured_cost_compares_runs_from_the_machine_that_trained_prompted_morl
     assert m["cost"] == E.training_cost(70.0, 70.0)
 
 
-def test_mean_scores_count_each_answer_only_for_the_sides_of_its_combination():
+def test_mean_annotator_scores_count_each_answer_only_for_the_sides_of_its_combination():
     import torch
 
     rows = [{"prompt_id": "p1", "instruction": "q", "method": "vanilla", "combination": "", "response": LONG},
             {"prompt_id": "p1", "instruction": "q", "method": "soup", "combination": "P1A+P2A+P3A", "response": SHORT},
             {"prompt_id": "p1", "instruction": "q", "method": "soup", "combination": "P1B+P2B+P3B", "response": LONG}]
-    ann = {r["method"]: r for r in E.mean_scores(rows)}
+    ann = {r["method"]: r for r in E.mean_annotator_scores(rows)}
     assert ann["soup"]["P2A"] == pytest.approx(annotators.score("P2A", SHORT), abs=1e-6)    # only the P2A answer
     assert ann["soup"]["P2B"] == pytest.approx(annotators.score("P2B", LONG), abs=1e-6)
     assert ann["vanilla"]["P2A"] == pytest.approx(annotators.score("P2A", LONG), abs=1e-6)
@@ -195,10 +195,10 @@ def test_csv_tables_round_trip(tmp_path):
     assert back == [{"method": "soup", "average": 0.533, "clear": "False"}, {"method": "rlhf", "average": 0.5, "clear": "True"}]
 
 
-def test_summarize_builds_every_table_and_the_report_names_them():
+def test_evaluation_tables_builds_every_table_and_the_report_names_them():
     answers = rows(SHORT) + [{"prompt_id": "p1", "instruction": "Why does water boil?", "method": "prompting",
                               "combination": "P1A+P2A+P3A", "response": LONG}]
-    summary = E.summarize(answers, n_boot=50)
+    summary = E.evaluation_tables(answers, n_boot=50)
     assert [r["method"] for r in summary["win_rates"]] == ["prompting", "soup"]
     assert [r["other"] for r in summary["soup_vs_others"]] == ["prompting"]
     assert summary["soup_vs_others"][0]["difference"] == pytest.approx(

@@ -43,20 +43,20 @@ def test_live_plot_as_trainer_callback(tmp_path):
     assert len(ys) == 2
 
 
-def test_generate_and_score_with_and_without_adapter_and_tables():
+def test_score_policy_answers_with_and_without_adapter_and_tables():
     from peft import LoraConfig, get_peft_model
 
     tok = tiny_tokenizer()
     model = get_peft_model(tiny_llama(), LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
-    base = compare.generate_and_score(model, tok, PROMPTS[:2], toy_length_score_fn, ["P2A", "P2B"], label="base",
-                                      use_adapter=False, max_new_tokens=5, weights=[1.0, 0.0])
+    base = compare.score_policy_answers(model, tok, PROMPTS[:2], toy_length_score_fn, ["P2A", "P2B"], label="base",
+                                        use_adapter=False, max_new_tokens=5, weights=[1.0, 0.0])
     assert [r["label"] for r in base] == ["base", "base"]
     for r in base:
         assert r["P2A"] == pytest.approx(-r["P2B"]) and r["reward"] == pytest.approx(r["P2A"])
         assert isinstance(r["tokens"], int) and r["tokens"] >= 0
-    trained = compare.generate_and_score(model, tok, PROMPTS[:2], toy_length_score_fn, ["P2A"], label="trained",
-                                         max_new_tokens=5)
-    summary = compare.summarize(base + trained, ["P2A"])
+    trained = compare.score_policy_answers(model, tok, PROMPTS[:2], toy_length_score_fn, ["P2A"], label="trained",
+                                           max_new_tokens=5)
+    summary = compare.means_by_label(base + trained, ["P2A"])
     assert [s["label"] for s in summary] == ["base", "trained"] and summary[0]["answers"] == 2
     table = compare.side_by_side(base + trained, "P2A")
     assert len(table) == 2 and set(table[0]) == {"instruction", "base", "trained"}

@@ -1,9 +1,9 @@
 """Train, load and compare PPO policies: the glue notebooks 04 and 05 call.
 
     policy = train_or_load("P2A", personalized_soups("P2A", scorer), config, prompts)   # shipped or live
-    rows = generate_and_score(policy.model, tok, eval_prompts, scorer, ["P2A"], label="trained")
+    rows = score_policy_answers(policy.model, tok, eval_prompts, scorer, ["P2A"], label="trained")
     show_table(side_by_side(rows_base + rows, "P2A"))
-    summarize(rows_base + rows, ["P2A"])          # mean length and reward per label
+    means_by_label(rows_base + rows, ["P2A"])     # mean length and reward per label
 
 Shipped adapters live in data/adapters/<name>/adapter (PEFT folders written by PPOTrainer, with
 adapter.provenance.json beside them); every function here also works when they are absent.
@@ -145,10 +145,10 @@ def general_score_fn(score_fn, weights: dict[str, float] | None = None, code: st
     return scorer
 
 
-def generate_and_score(model, tokenizer, instructions: Sequence[str], score_fn, codes: Sequence[str], *,
-                       label: str = "", use_adapter: bool = True, preference=None,
-                       weights: Sequence[float] | None = None, scalarizer=None, max_new_tokens: int = 64,
-                       temperature: float = 0.7, seed: int | None = 0, batch_size: int = 8) -> list[dict]:
+def score_policy_answers(model, tokenizer, instructions: Sequence[str], score_fn, codes: Sequence[str], *,
+                         label: str = "", use_adapter: bool = True, preference=None,
+                         weights: Sequence[float] | None = None, scalarizer=None, max_new_tokens: int = 64,
+                         temperature: float = 0.7, seed: int | None = 0, batch_size: int = 8) -> list[dict]:
     """Answer each instruction with `model` (adapter off if use_adapter=False; `preference` prompt
     appended if given) and score the answer with every reward in `codes` on the PLAIN instruction.
 
@@ -175,7 +175,7 @@ def generate_and_score(model, tokenizer, instructions: Sequence[str], score_fn, 
     return rows
 
 
-def summarize(rows: list[dict], columns: Sequence[str] = ("reward",)) -> list[dict]:
+def means_by_label(rows: list[dict], columns: Sequence[str] = ("reward",)) -> list[dict]:
     """Per label (first-seen order): the number of answers, mean tokens and the mean of each column."""
     groups: dict[str, list[dict]] = {}
     for row in rows:

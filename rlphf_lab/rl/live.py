@@ -129,7 +129,7 @@ def plot_curves(runs: dict[str, list[dict]], key: str = "reward/score", x: str =
 
 
 def plot_policy_scores(summary: list[dict], columns: Sequence[str], ax=None, title: str | None = None):
-    """Grouped bars: each policy's mean reward on each reward column (rows from compare.summarize)."""
+    """Grouped bars: each policy's mean reward on each reward column (rows from compare.means_by_label)."""
     import matplotlib.pyplot as plt
     import numpy as np
 
