@@ -12,7 +12,9 @@ from __future__ import annotations
 import importlib.util
 import math
 import numbers
+import queue
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -187,6 +189,28 @@ def check_sampling(*, max_new_tokens: int | None = None, temperature: float | No
         raise ValueError(f"seed must be None or a whole number >= 0 (got {seed!r}).")
 
 
+# One sampler for batched and streamed answers: Hugging Face `generate` with these settings, seeded
+# by torch.manual_seed, so a seed gives the same answer in a cell and in a widget. It draws from
+# torch's global RNG (HF's sampling takes no generator); the lock keeps two threads of this process
+# (a widget streaming, a cell generating) from drawing from it in turn and spoiling each other's seed.
+_SAMPLING_LOCK = threading.RLock()
+
+
+def _sample(model, tokenizer, texts: Sequence[str], *, max_new_tokens: int, temperature: float, top_p: float,
+            seed: int | None, streamer=None, stopping_criteria=None) -> torch.Tensor:
+    """New token ids (batch, new) for chat-formatted `texts`, left padded; temperature 0 is greedy."""
+    with _SAMPLING_LOCK:
+        if seed is not None:
+            torch.manual_seed(seed)
+        enc = tokenizer(list(texts), return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        sampling = (dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0) if temperature > 0
+                    else dict(do_sample=False))
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                             eos_token_id=tokenizer.eos_token_id, streamer=streamer,
+                             stopping_criteria=stopping_criteria, **sampling)
+    return out[:, enc["input_ids"].shape[1]:]      # left padding keeps the prompts aligned
+
+
 @torch.no_grad()
 def generate(model, tokenizer, instructions: Sequence[str], preference=None, *, max_new_tokens: int = 128,
              temperature: float = 0.7, top_p: float = 0.9, seed: int | None = 0, batch_size: int = 8,
@@ -206,60 +230,79 @@ def generate(model, tokenizer, instructions: Sequence[str], preference=None, *, 
     answers: list[str] = []
     batches = range(0, len(texts), batch_size)
     for b, start in enumerate(tqdm(batches, desc="generate", disable=not progress)):
-        if seed is not None:
-            torch.manual_seed(seed + b)
-        enc = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
-                        add_special_tokens=False).to(model.device)
-        sampling = dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0) if temperature > 0 else dict(do_sample=False)
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                             eos_token_id=tokenizer.eos_token_id, **sampling)
-        new_tokens = out[:, enc["input_ids"].shape[1]:]   # (batch, new) -- left padding keeps prompts aligned
+        new_tokens = _sample(model, tokenizer, texts[start:start + batch_size], max_new_tokens=max_new_tokens,
+                             temperature=temperature, top_p=top_p, seed=None if seed is None else seed + b)
         answers += tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
     return [a.strip() for a in answers]
 
 
-def sample_next_token(logits: torch.Tensor, temperature: float = 0.7, top_p: float = 0.9,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
-    """Pick the next token from logits (batch, vocab): temperature, then nucleus (top-p) sampling."""
-    check_sampling(temperature=temperature, top_p=top_p)
-    if temperature == 0:
-        return logits.argmax(dim=-1)
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    sorted_probs, order = probs.sort(dim=-1, descending=True)
-    # keep the smallest set of tokens whose total probability reaches top_p
-    outside = sorted_probs.cumsum(dim=-1) - sorted_probs > top_p
-    sorted_probs = sorted_probs.masked_fill(outside, 0.0)
-    choice = torch.multinomial(sorted_probs, 1, generator=generator)   # (batch, 1)
-    return order.gather(-1, choice).squeeze(-1)
+class _TokenQueue:
+    """A streamer for HF `generate` (put / end): each new token id of a one-prompt batch into a queue."""
+
+    def __init__(self):
+        self.queue, self.prompt_seen = queue.SimpleQueue(), False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:       # generate hands over the prompt first
+            self.prompt_seen = True
+            return
+        self.queue.put(int(value.reshape(-1)[0]))
+
+    def end(self) -> None:
+        pass
 
 
-@torch.no_grad()
 def stream_generate(model, tokenizer, instruction: str, preference=None, *, max_new_tokens: int = 128,
                     temperature: float = 0.7, top_p: float = 0.9, seed: int | None = 0,
                     should_stop: Callable[[], bool] | None = None) -> Iterator[str]:
     """Yield the answer piece by piece as tokens are sampled (for widgets).
 
-    A plain loop with the KV cache, so a caller can stop it between any two tokens:
-    `should_stop()` is checked before each step (the soup widget cancels stale answers this way).
+    The same sampler as `generate`, token by token: with the same seed and settings,
+    "".join(stream_generate(m, tok, x, ...)).strip() == generate(m, tok, [x], ...)[0].
+    `should_stop()` is checked before each token (the soup widget cancels stale answers this way).
     """
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
     check_sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
-    generator = None
-    if seed is not None:
-        generator = torch.Generator(device=model.device).manual_seed(seed)
-    ids = tokenizer(format_chat(tokenizer, instruction, preference), return_tensors="pt",
-                    add_special_tokens=False)["input_ids"].to(model.device)
-    cache, step_input, new_ids, shown = None, ids, [], ""
-    for _ in range(max_new_tokens):
-        if should_stop is not None and should_stop():
-            return
-        out = model(input_ids=step_input, cache=cache, use_cache=True)   # only the new token after step 1
-        cache = out.cache
-        token = sample_next_token(out.logits[:, -1, :], temperature, top_p, generator)   # (1,)
-        if token.item() == tokenizer.eos_token_id:
-            return
-        new_ids.append(token.item())
+    if should_stop is not None and should_stop():
+        return
+    stopped, closed, done = threading.Event(), threading.Event(), object()
+
+    class StopWhenAsked(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
+            if closed.is_set() or (should_stop is not None and should_stop()):
+                stopped.set()
+            return torch.full((input_ids.shape[0],), stopped.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    streamer = _TokenQueue()
+
+    def run():                         # generate blocks until the answer is done: it runs beside us
+        try:
+            _sample(model, tokenizer, [format_chat(tokenizer, instruction, preference)], max_new_tokens=max_new_tokens,
+                    temperature=temperature, top_p=top_p, seed=seed, streamer=streamer,
+                    stopping_criteria=StoppingCriteriaList([StopWhenAsked()]))
+        except BaseException as err:   # raised again on our side
+            streamer.queue.put(err)
+        finally:
+            streamer.queue.put(done)
+
+    worker = threading.Thread(target=run, name="stream_generate", daemon=True)
+    worker.start()
+    new_ids, shown = [], ""
+    try:
+        while (item := streamer.queue.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            if stopped.is_set():
+                return
+            new_ids.append(item)
+            text = tokenizer.decode(new_ids, skip_special_tokens=True)
+            if len(text) > len(shown) and not text.endswith("\ufffd"):   # wait for whole characters
+                yield text[len(shown):]
+                shown = text
         text = tokenizer.decode(new_ids, skip_special_tokens=True)
-        if len(text) > len(shown) and not text.endswith("\ufffd"):   # wait for whole characters
+        if len(text) > len(shown) and not stopped.is_set():          # the end, as `generate` decodes it
             yield text[len(shown):]
-            shown = text
-        step_input = token.view(1, 1)
+    finally:
+        closed.set()                   # a caller that stops reading stops the sampling too
+        worker.join()

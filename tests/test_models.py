@@ -50,6 +50,17 @@ def test_stream_matches_itself_and_can_be_stopped(policy):
     assert len(stopped) <= 3
 
 
+@pytest.mark.parametrize("instruction, preference, seed, temperature", [
+    ("Why is the sky blue?", None, 0, 0.7), ("Name three fruits.", "P2A", 7, 0.7), ("Write a haiku about rain.", None, 3, 0)])
+def test_stream_and_generate_write_the_same_answer_for_a_seed(policy, one_thread, instruction, preference, seed,
+                                                              temperature):
+    """One sampler: the widget's stream and a cell's generate give the same text for the same seed."""
+    model, tok = policy
+    kw = dict(max_new_tokens=40, seed=seed, temperature=temperature)
+    streamed = "".join(models.stream_generate(model, tok, instruction, preference, **kw))
+    assert streamed.strip() == models.generate(model, tok, [instruction], preference, **kw)[0]
+
+
 def test_generation_length_mismatch_is_a_clear_error(policy):
     model, tok = policy
     with pytest.raises(ValueError, match="one per instruction"):

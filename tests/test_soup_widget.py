@@ -52,6 +52,19 @@ def test_slider_changes_update_answer_and_scores(soup_model):
     assert w.generations_started == w.generations_finished == 3
 
 
+def test_the_widget_writes_what_generate_writes_for_the_same_seed(soup_model):
+    """One sampler: the streamed answer is the batched one (models.generate) for the same weights and seed."""
+    model, tok = soup_model
+    w = make(soup_model, sync=True)
+    w.dimension_sliders["P2"].value = 0.9
+    assert w.answer.strip() == models.generate(model, tok, ["Name a fruit."], **GEN)[0]
+    for seed in range(4):
+        kw = {**GEN, "seed": seed}
+        with model.disable_adapter():
+            streamed = "".join(models.stream_generate(model, tok, "Name a fruit.", "P2A", **kw))
+            assert streamed.strip() == models.generate(model, tok, ["Name a fruit."], "P2A", **kw)[0]
+
+
 def test_a_burst_of_slider_changes_starts_one_generation(soup_model):
     model, tok = soup_model
     w = make(soup_model, debounce_s=0.2)
