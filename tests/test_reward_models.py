@@ -69,7 +69,8 @@ def test_features_do_not_depend_on_batch_padding(policy):
 @pytest.mark.model
 def test_scorer_returns_one_column_per_side_and_depends_on_response(policy):
     model, tok = policy
-    dim = 3 * model.config.hidden_size + 1
+    from rlphf_lab.rewards.features import feature_dim
+    dim = feature_dim(model)
     torch.manual_seed(0)
     heads = {s: RewardModel(s, "features", head=train_head(torch.randn(8, dim), torch.randn(8, dim), epochs=2)[0])
              for s in ("P2A", "P3B")}

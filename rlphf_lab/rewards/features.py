@@ -4,10 +4,20 @@ The policy's own backbone (SmolLM2, frozen, no gradients) reads the whole conver
 PPO will score it -- the *plain* instruction (no preference prompt) and the response -- and we pool
 its hidden states into one vector per conversation:
 
-    phi(x, y) = [ mean_{t in y} h_t^{(L/2)},  mean_{t in y} h_t^{(L)},  h_last^{(L)},  log(1 + |y|) ]
+    phi(x, y) = [ mean_{t in y} h_t^{(L/2)},  mean_{t in y} h_t^{(L)},  h_last^{(L)},  log(1 + |y|),
+                  fluency(y) ]
 
 mean over the response tokens at a middle and the last layer, the last layer's state at the final
-token, and the log token count of the response (mean pooling alone would throw length away).
+token, the log token count of the response (mean pooling alone would throw length away), and four
+numbers from the frozen model's own next-token probabilities of the answer, l_t = log p(y_t | x, y_<t):
+
+    mean_t l_t             how fluent the answer is (word salad is improbable text)
+    std_t l_t              how uneven (a fluent answer with a burst of nonsense)
+    mean_t [p(y_t) > 0.9]  how predictable (an answer pasted twice is copied token for token)
+    log p(<|im_end|> | x, y)   how likely the answer is to end where it ends (cut off mid-sentence: unlikely)
+
+Mean pooling cannot see repetition or truncation (a text pasted twice has the same mean state);
+these four numbers can, and they are what a language model knows about text without any labels.
 Computing features once and caching them makes training a reward head take seconds on a CPU.
 """
 from __future__ import annotations
@@ -21,7 +31,8 @@ from tqdm.auto import tqdm
 from .. import config
 from ..models import format_chat
 
-FEATURE_VERSION = "v1-mid-last-mean+last+loglen"
+FEATURE_VERSION = "v2-mid-last-mean+last+loglen+fluency"
+N_FLUENCY = 4
 
 
 def conversation_text(tokenizer, instruction: str, response: str) -> str:
@@ -31,7 +42,33 @@ def conversation_text(tokenizer, instruction: str, response: str) -> str:
 
 
 def feature_dim(model) -> int:
-    return 3 * model.config.hidden_size + 1
+    return 3 * model.config.hidden_size + 1 + N_FLUENCY
+
+
+def fluency_features(logits: torch.Tensor, input_ids: torch.Tensor, resp_mask: torch.Tensor,
+                     eos_token_id: int) -> torch.Tensor:
+    """The four fluency numbers (see the module docstring) per row: (B, T, V), (B, T), (B, T) -> (B, 4).
+
+    resp_mask marks the response tokens, which end with <|im_end|> (EOS) and a newline; the answer's
+    own tokens are those before the last EOS.
+    """
+    # l_t = log p(y_t | y_<t): the logits at t - 1 predict token t, on response tokens only  (B, T - 1)
+    mask = resp_mask[:, 1:]
+    where = mask > 0
+    picked = logits[:, :-1][where].float()                                              # (N, V)
+    logp = torch.zeros(mask.shape, dtype=torch.float32, device=logits.device)
+    logp[where] = picked.gather(-1, input_ids[:, 1:][where][:, None]).squeeze(-1) - torch.logsumexp(picked, dim=-1)
+    is_eos = (input_ids[:, 1:] == eos_token_id) & (mask > 0)
+    T = is_eos.shape[1]
+    pos = torch.arange(T, device=logp.device)
+    end = torch.where(is_eos.any(1), (is_eos * pos).max(1).values, torch.full_like(pos[:1].expand(len(logp)), T - 1))
+    content = mask * (pos[None, :] < end[:, None]).float()                               # (B, T - 1)
+    n = content.sum(1).clamp(min=1)
+    mean = (logp * content).sum(1) / n
+    std = (((logp - mean[:, None]) ** 2 * content).sum(1) / n).sqrt()
+    predictable = ((logp.exp() > 0.9).float() * content).sum(1) / n
+    eos_logp = logp.gather(1, end[:, None]).squeeze(1)
+    return torch.stack([mean, std, predictable, eos_logp], dim=1)
 
 
 @torch.no_grad()
@@ -54,8 +91,9 @@ def backbone_features(model, tokenizer, instructions: list[str], responses: list
         enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         mask = enc["attention_mask"]                                   # (B, T)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)              # correct positions under left padding
-        hidden = model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=position_ids,
-                       output_hidden_states=True).hidden_states        # n_layers + 1 tensors (B, T, H)
+        output = model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=position_ids,
+                       output_hidden_states=True)
+        hidden = output.hidden_states                                  # n_layers + 1 tensors (B, T, H)
         lengths = mask.sum(-1)                                         # (B,) real tokens per row
         T = mask.shape[1]
         # response tokens: the last (length - prompt_len) real tokens of each row (left padding)
@@ -73,7 +111,9 @@ def backbone_features(model, tokenizer, instructions: list[str], responses: list
         mid, last = hidden[n_layers // 2], hidden[n_layers]
         final_state = last[torch.arange(len(texts)), last_index].float()      # (B, H)
         log_len = torch.log1p(resp_len.float()).unsqueeze(1)                 # (B, 1)
-        out.append(torch.cat([mean_over_response(mid), mean_over_response(last), final_state, log_len], -1).cpu())
+        fluency = fluency_features(output.logits, enc["input_ids"], resp_mask, tokenizer.eos_token_id)   # (B, 4)
+        out.append(torch.cat([mean_over_response(mid), mean_over_response(last), final_state, log_len, fluency],
+                             -1).cpu())
     return torch.cat(out) if out else torch.empty(0, feature_dim(base))
 
 

@@ -54,7 +54,8 @@ PROVENANCE_FILE = "adapter.provenance.json"
 REPLACED_DIR = "replaced"          # the run an overwrite replaces waits here until the new one is complete
 # PPOConfig fields a resumed run may change: they say how long to train and where and how often to
 # save, not what an iteration computes. Every other field (and fields added later) must match.
-RESUMABLE_SETTINGS = ("iterations", "save_every", "output_dir")
+RESUMABLE_SETTINGS = ("iterations", "save_every", "output_dir", "eval_every")   # what a resumed run may change
+# (eval_every only decides when held-out metrics are logged; it never changes what is trained)
 PHASES = ("generation", "policy", "reference", "reward")   # timed; "other" is the rest
 
 
