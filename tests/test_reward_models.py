@@ -63,7 +63,9 @@ def test_features_do_not_depend_on_batch_padding(policy):
                                 ["An apple.", "Tides come from the moon's gravity pulling on the oceans, " * 3])
     # equal up to bf16 rounding: relative difference of the whole vector below 2%
     assert (alone[0] - batched[0]).norm() / alone[0].norm() < 0.02
-    assert alone[0, -1] == batched[0, -1] > 0          # the log-length feature ignores padding exactly
+    from rlphf_lab.rewards.features import N_FLUENCY
+    log_len = -1 - N_FLUENCY                           # the log-length feature, before the fluency numbers
+    assert alone[0, log_len] == batched[0, log_len] > 0   # it ignores padding exactly
 
 
 @pytest.mark.model
