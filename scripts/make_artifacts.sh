@@ -1,48 +1,78 @@
 #!/usr/bin/env bash
-# Train every shipped policy adapter with the project's own CLI, seeded, into data/adapters/:
+# Train every shipped policy adapter with the project's own CLI, seeded, and install it into data/adapters/:
 #   the six Personalized Soups sides, Prompted-MORL, the RLHF baseline, MORLAIF, the multitask SFT baseline.
 #
-#   JOBS=2 bash scripts/make_artifacts.sh       # what we did: 2 runs at a time on the 2-core CPU (see README)
-#   JOBS=10 bash scripts/make_artifacts.sh      # all at once, e.g. on a GPU (CUDA is used when present)
-#   ONLY=P2A,P2B bash scripts/make_artifacts.sh # some of them
+#   bash scripts/make_artifacts.sh               # one run after another, all cores each (the CPU way)
+#   JOBS=10 bash scripts/make_artifacts.sh       # all at once, e.g. on a GPU (CUDA is used when present)
+#   ONLY=P2A,P2B bash scripts/make_artifacts.sh  # some of them
+#   ITERS=2 EVAL_EVERY=1 RUNS_DIR=/tmp/smoke OUT=/tmp/smoke-adapters bash scripts/make_artifacts.sh   # a smoke test
 #
-# Every run writes <out>/adapter (PEFT, safetensors) + adapter.provenance.json + metrics.csv and
-# checkpoints every 5 iterations; rerunning this script resumes unfinished runs (--resume) and skips
-# finished ones (the CLI would refuse them anyway: --resume without a checkpoint never starts over on a
-# finished adapter). To retrain a finished one, move its folder away first, or run its command with --overwrite.
+# Nothing is lost and nothing is half-shipped:
+#   * every run trains in $RUNS_DIR/<name> (checkpoints every $SAVE_EVERY iterations); rerunning this script
+#     resumes an unfinished run (--resume) where it stopped, with the same numbers as an uninterrupted run;
+#   * only a finished run is installed: its adapter, metrics.csv and provenance are copied into $OUT/<name>
+#     (written as <name>.partial, then renamed); the adapter it replaces is moved to $RUNS_DIR/replaced/;
+#   * a run whose adapter is already installed from the same run folder is skipped.
+# The recipe (README, "Policies") was chosen by scripts/sweep_recipe.py (data/sweeps/recipe.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LAB=${LAB:-.venv/bin/rlphf-lab}
 OUT=${OUT:-data/adapters}
+RUNS_DIR=${RUNS_DIR:-runs/artifacts}
 JOBS=${JOBS:-1}
-LOGS=${LOGS:-runs/artifacts-logs}        # one log per run
-mkdir -p "$LOGS"
-# The shipped settings, sized for a 2-core CPU (2 runs at a time with 1 thread each; see the README for the wall times).
-# ITERS, BATCH, MINI, EPOCHS, NEW_TOKENS, LR, KL, SFT_EPOCHS, SFT_STEPS override them (e.g. a smoke test).
-ITERS=${ITERS:-10}
-PPO="--reward rm --iterations $ITERS --batch-size ${BATCH:-8} --mini-batch-size ${MINI:-4} --ppo-epochs ${EPOCHS:-2} --max-new-tokens ${NEW_TOKENS:-128} --learning-rate ${LR:-3e-4} --init-kl-coef ${KL:-0.05} --seed 0 --save-every 5 --resume"
+mkdir -p "$RUNS_DIR/logs"
+# The recipe. ITERS x BATCH rollouts per adapter; the KL controller's horizon is fitted to that (ppo.horizon_for_run);
+# a cut-off answer keeps its score minus the missing-EOS penalty; held-out metrics on the dev prompts every EVAL_EVERY.
+ITERS=${ITERS:-250}
+SAVE_EVERY=${SAVE_EVERY:-10}
+EVAL_EVERY=${EVAL_EVERY:-25}
+PPO="--reward rm --iterations $ITERS --batch-size ${BATCH:-8} --mini-batch-size ${MINI:-4} --ppo-epochs ${EPOCHS:-2} \
+--max-new-tokens ${NEW_TOKENS:-128} --learning-rate ${LR:-3e-4} --init-kl-coef ${KL:-0.05} --target-kl ${TARGET_KL:-6} \
+--missing-eos-penalty ${EOS_PENALTY:-1.0} --seed 0 --save-every $SAVE_EVERY --eval-every $EVAL_EVERY --resume"
 RUNS=(
-  "P2A|train-policy --preference P2A $PPO --out $OUT/P2A"
-  "P2B|train-policy --preference P2B $PPO --out $OUT/P2B"
-  "P1A|train-policy --preference P1A $PPO --out $OUT/P1A"
-  "P1B|train-policy --preference P1B $PPO --out $OUT/P1B"
-  "P3A|train-policy --preference P3A $PPO --out $OUT/P3A"
-  "P3B|train-policy --preference P3B $PPO --out $OUT/P3B"
-  "prompted-morl|train-policy --prompted-morl $PPO --out $OUT/prompted-morl"
-  "rlhf|train-policy --rlhf $PPO --out $OUT/rlhf"
-  "morlaif|train-policy --morlaif P1A,P2A,P3A $PPO --out $OUT/morlaif"
-  "multitask|train-sft --epochs ${SFT_EPOCHS:-1} --batch-size 8 --seed 0 ${SFT_STEPS:+--max-steps $SFT_STEPS} --out $OUT/multitask"
+  "P2A|train-policy --preference P2A $PPO"
+  "P2B|train-policy --preference P2B $PPO"
+  "P1A|train-policy --preference P1A $PPO"
+  "P1B|train-policy --preference P1B $PPO"
+  "P3A|train-policy --preference P3A $PPO"
+  "P3B|train-policy --preference P3B $PPO"
+  "prompted-morl|train-policy --prompted-morl $PPO"
+  "rlhf|train-policy --rlhf $PPO"
+  "morlaif|train-policy --morlaif P1A,P2A,P3A $PPO"
+  "multitask|train-sft --epochs ${SFT_EPOCHS:-1} --batch-size 8 --seed 0 ${SFT_STEPS:+--max-steps $SFT_STEPS}"
 )
 
 $LAB fetch-model        # convert the model once, before parallel runs would race for the cache
-run_one() {
-  name=${1%%|*}; cmd=${1#*|}
-  if [ -n "${ONLY:-}" ] && [[ ",$ONLY," != *",$name,"* ]]; then return 0; fi
-  if [ -f "$OUT/$name/adapter.provenance.json" ]; then echo "$name: done already"; return 0; fi
-  echo "$name: rlphf-lab $cmd"
-  start=$(date +%s)
-  $LAB $cmd > "$LOGS/$name.log" 2>&1 && echo "$name: finished in $(( $(date +%s) - start )) s" \
-    || { echo "$name: FAILED, see $LOGS/$name.log"; return 1; }
+
+install_one() {         # copy a finished run into $OUT/<name>; the adapter it replaces goes to $RUNS_DIR/replaced/
+  name=$1; run=$RUNS_DIR/$name; dest=$OUT/$name; tmp=$OUT/$name.partial
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  cp -r "$run/adapter" "$tmp/adapter"
+  cp "$run/adapter.provenance.json" "$run/metrics.csv" "$tmp/"
+  echo "$run" > "$tmp/.installed-from"
+  if [ -e "$dest" ]; then
+    mkdir -p "$RUNS_DIR/replaced"
+    mv "$dest" "$RUNS_DIR/replaced/$name-$(date -u +%Y%m%dT%H%M%SZ)"
+  fi
+  mv "$tmp" "$dest"
+  echo "$name: installed into $dest"
 }
-export -f run_one; export LAB OUT LOGS ONLY
+
+run_one() {
+  name=${1%%|*}; cmd=${1#*|}; run=$RUNS_DIR/$name
+  if [ -n "${ONLY:-}" ] && [[ ",$ONLY," != *",$name,"* ]]; then return 0; fi
+  if [ -f "$OUT/$name/.installed-from" ] && [ "$(cat "$OUT/$name/.installed-from")" = "$run" ] \
+     && cmp -s "$OUT/$name/adapter.provenance.json" "$run/adapter.provenance.json" 2>/dev/null; then
+    echo "$name: installed already from $run"; return 0
+  fi
+  if [ ! -f "$run/adapter.provenance.json" ]; then
+    echo "$name: rlphf-lab $cmd --out $run"
+    start=$(date +%s)
+    $LAB $cmd --out "$run" > "$RUNS_DIR/logs/$name.log" 2>&1 \
+      || { echo "$name: FAILED or interrupted, see $RUNS_DIR/logs/$name.log (rerun to resume)"; return 1; }
+    echo "$name: finished in $(( $(date +%s) - start )) s"
+  fi
+  install_one "$name"
+}
+export -f run_one install_one; export LAB OUT RUNS_DIR ONLY
 printf '%s\n' "${RUNS[@]}" | xargs -P "$JOBS" -I{} bash -c 'run_one "$@"' _ {}

@@ -32,7 +32,9 @@ from . import annotators
 from .hacks import HACK_PREFIX          # styles of the hack rows: "hack:<kind>"
 
 STYLE_ORDER = ["none"] + SIDES
-HACK_PAIRS_PER_PROMPT = 2      # normal-vs-hack pairs per prompt and side, when the pool has hack rows
+HACK_PAIRS_PER_PROMPT = 8      # normal-vs-hack pairs per prompt and side, when the pool has hack rows (2 left 78 of
+# 1,848 held-out hack comparisons misranked, mostly P2A off-topic and truncated answers; 6 halved the train-split
+# CV failures, 11 gained little more over 6: see README, reward models)
 # Defaults of the shipped training set. Margin 0.25: pairs closer than a quarter of a standard
 # deviation are ties. T = 0.1 then flips about 0.5% of the remaining labels (a few percent of the
 # close pairs): with only ~100 training prompts, T = 0.3 (7% flipped) cost reward models on frozen
