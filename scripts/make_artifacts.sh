@@ -13,7 +13,8 @@
 #   * only a finished run is installed: its adapter, metrics.csv and provenance are copied into $OUT/<name>
 #     (written as <name>.partial, then renamed); the adapter it replaces is moved to $RUNS_DIR/replaced/;
 #   * a run whose adapter is already installed from the same run folder is skipped.
-# The recipe (README, "Policies") was chosen by scripts/sweep_recipe.py (data/sweeps/recipe.md).
+# The recipe (README, "Policies"); its learning rate is still being settled by scripts/sweep_recipe.py
+# (data/sweeps/recipe.md: so far one run, P3A at 3e-4). The install step has no automated test: smoke-test it as above.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LAB=${LAB:-.venv/bin/rlphf-lab}
