@@ -66,8 +66,18 @@ def run(side: str, setting: str, iterations: int, eval_every: int) -> Path:
     return out
 
 
+def recorded() -> list[dict]:
+    """The rows already in data/sweeps/recipe.csv (runs/ is not committed, so a fresh clone has only these)."""
+    if not (OUT / "recipe.csv").exists():
+        return []
+    with open(OUT / "recipe.csv", newline="") as f:
+        return [{"side": r["side"], "setting": r["setting"], "iteration": int(r["iteration"]),
+                 "rollouts": int(r["rollouts"]), **{k: float(r[k]) for k in EVAL_COLUMNS if r.get(k, "") != ""}}
+                for r in csv.DictReader(f)]
+
+
 def collect(batch_size: int = 8) -> list[dict]:
-    """Every evaluation row of every finished or running sweep run, with its rollout count."""
+    """Every evaluation row of every sweep run: from runs/ where the run is on this machine, else as recorded."""
     rows = []
     for metrics in sorted(RUNS.glob("*/metrics.csv")):
         side, setting = metrics.parent.name.split("-", 1)
@@ -78,7 +88,9 @@ def collect(batch_size: int = 8) -> list[dict]:
                 rows.append({"side": side, "setting": setting, "iteration": int(row["iteration"]),
                              "rollouts": int(row["iteration"]) * batch_size,
                              **{k: float(row[k]) for k in EVAL_COLUMNS if row.get(k, "") != ""}})
-    return rows
+    here = {(r["side"], r["setting"]) for r in rows}
+    rows += [r for r in recorded() if (r["side"], r["setting"]) not in here]
+    return sorted(rows, key=lambda r: (r["side"], r["setting"], r["iteration"]))
 
 
 def summarize(rows: list[dict]) -> None:
