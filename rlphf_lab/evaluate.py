@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from .feedback import annotators
+from .feedback.pairs import TIE_MARGIN   # the annotators' tie margin, as for the shipped pair labels
 from .preferences import SIDES, apply_preference, combinations, parse_combination
 
 METHODS = ("prompting", "rlhf", "multitask", "prompted-morl", "soup")
@@ -50,7 +51,6 @@ SIDE_ADAPTERS = tuple(SIDES)
 METHOD_SPEC.update({side: (side, False) for side in SIDE_ADAPTERS})   # one side's adapter alone
 # answered too, for the score and length tables (not a method for every combination)
 EXTRA_METHODS = ("morlaif", *SIDE_ADAPTERS)
-TIE_MARGIN = 0.25      # the annotators' tie margin for the shipped pair labels (rlphf_lab.feedback.pairs)
 
 
 def _needed_adapters(methods: Sequence[str]) -> list[str]:
@@ -515,9 +515,3 @@ def markdown_table(rows: list[dict], digits: int = 3) -> str:
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
     return "\n".join(lines)
-
-
-def set_eval_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)

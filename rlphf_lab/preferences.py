@@ -45,7 +45,6 @@ PREFERENCES = {p.code: p for p in [
 ]}
 
 SIDES = ["P1A", "P1B", "P2A", "P2B", "P3A", "P3B"]          # the six sides used everywhere
-EXTENDED_SIDES = SIDES + ["P3C", "P3D"]
 
 
 def get_preference(code: str) -> Preference:

@@ -179,9 +179,3 @@ def label_summary(pairs: list[dict]) -> dict[str, dict]:
         }
     return out
 
-
-def annotator_agreement(pairs: list[dict], labeller) -> float:
-    """Fraction of pairs where `labeller(pair) -> "chosen" | "rejected"` agrees with the recorded label."""
-    if not pairs:
-        raise ValueError("No pairs to compare; pass a non-empty list of pair records.")
-    return float(np.mean([labeller(p) == "chosen" for p in pairs]))
