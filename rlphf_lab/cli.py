@@ -18,7 +18,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from .config import REPO_ROOT
+from .config import ADAPTERS_DIR, REPO_ROOT
 
 RUNS_DIR = REPO_ROOT / "runs"          # git-ignored: where every command writes by default
 
@@ -496,14 +496,14 @@ def _cmd_evaluate(args) -> int:
     import time
 
     from . import evaluate as E
-    from .data import DATA_DIR, load_prompts, read_jsonl, write_jsonl, write_provenance, write_text_atomic
+    from .data import load_prompts, read_jsonl, write_jsonl, write_provenance, write_text_atomic
     from .models import load_policy
 
     out = Path(_value(args.out, default_out("evaluate")))
-    adapters = Path(_value(args.adapters, DATA_DIR / "adapters"))
+    adapters = Path(_value(args.adapters, ADAPTERS_DIR))
     if not adapters.is_dir():
         raise FileNotFoundError(f"--adapters {adapters}: no such folder; pass the folder that holds <method>/adapter "
-                                f"(the shipped ones are in {DATA_DIR / 'adapters'}).")
+                                f"(the shipped ones are in {ADAPTERS_DIR}).")
     responses_file = out / "responses.jsonl"
     generating = args.regenerate or not responses_file.exists()
     results = ((["responses.jsonl", "responses.jsonl.provenance.json"] if generating else [])

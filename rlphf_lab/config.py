@@ -23,6 +23,7 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
+ADAPTERS_DIR = DATA_DIR / "adapters"      # the shipped policies: data/adapters/<name>/adapter (PEFT folders)
 
 _TRUE = {"1", "true", "yes", "on"}
 

@@ -21,7 +21,7 @@ from .. import config as lab_config
 from ..feedback import annotators
 from .trainer import ADAPTER_DIR, PPOConfig, PPOTrainer, weighted_sum
 
-ADAPTERS_DIR = lab_config.DATA_DIR / "adapters"
+ADAPTERS_DIR = lab_config.ADAPTERS_DIR
 
 
 # --------------------------------------------------------------------------------------------

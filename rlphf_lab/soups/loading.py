@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..config import DATA_DIR
+from ..config import ADAPTERS_DIR
 from ..preferences import SIDES
 from .mix import adapter_names, set_soup_weights
 
@@ -23,7 +23,7 @@ ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 # The trained adapters shipped with the lab: data/adapters/<name>/adapter (PEFT folders), one per
 # preference side (Personalized Soups) plus the single-policy baselines of notebook 05.
-SHIPPED_DIR = DATA_DIR / "adapters"
+SHIPPED_DIR = ADAPTERS_DIR
 BASELINE_ADAPTERS = ("prompted-morl", "rlhf", "morlaif", "multitask")
 
 
