@@ -23,6 +23,14 @@ def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torc
     return -F.logsigmoid(r_chosen - r_rejected).mean()
 
 
+def margin_accuracy(margin) -> float:
+    """Fraction of pairs ranked right from the margins r(chosen) - r(rejected), (n,): a margin > 0 is right,
+    a tie (margin exactly 0) counts half, as a coin flip would. Computed in the margins' own float dtype."""
+    m = torch.as_tensor(margin)
+    m = m if m.is_floating_point() else m.float()
+    return ((m > 0).to(m.dtype) + 0.5 * (m == 0).to(m.dtype)).mean().item()
+
+
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, l2: float = 1.0, prior: torch.Tensor | None = None,
                  max_iter: int = 200) -> torch.Tensor:
     """MAP logistic regression without intercept, fitted with L-BFGS (convex, so the optimum is unique).

@@ -34,6 +34,7 @@ from ..data import CANDIDATES_FILE, FEEDBACK_DIR, FeedbackStore, load_pairs, rea
 from ..feedback.annotators import DIMS, dimension_scores
 from ..feedback.raters import MEAN_PREFERENCE, Rater, load_population, rater_utility
 from .features import cached_features
+from .losses import margin_accuracy
 from .rfm import (adaptation_curve, feature_diff, fit_user_weights, preference_accuracy, train_pooled,
                   train_rfm)
 
@@ -327,7 +328,7 @@ def new_user_curves(results: dict, user: Rater, features: dict, dims: dict[str, 
     res.pop("w")
     # the best any model can do on these noisy labels: predict with the user's true weights
     margin = np.array([np.dot(user.weights, dims[p["chosen_id"]] - dims[p["rejected_id"]]) for p in test])
-    res["oracle"] = dict.fromkeys(results["ks"], float(np.mean(margin > 0) + 0.5 * np.mean(margin == 0)))
+    res["oracle"] = dict.fromkeys(results["ks"], margin_accuracy(margin))
     return {"ks": results["ks"], **res}
 
 

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from .. import config
 from ..preferences import SIDES, get_preference
 from .features import backbone_features, conversation_text
-from .losses import bradley_terry_loss
+from .losses import bradley_terry_loss, margin_accuracy
 
 CONFIG_FILE = "reward_config.json"
 
@@ -64,8 +64,7 @@ class TrainResult:
 
 def pair_accuracy(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> float:
     """Fraction of pairs where the chosen response scores higher (a tie counts half)."""
-    diff = r_chosen - r_rejected
-    return ((diff > 0).float() + 0.5 * (diff == 0).float()).mean().item()
+    return margin_accuracy((r_chosen - r_rejected).float())
 
 
 def train_head(phi_chosen: torch.Tensor, phi_rejected: torch.Tensor, *, hidden: int = 64, epochs: int = 300,

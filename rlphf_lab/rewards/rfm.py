@@ -21,7 +21,7 @@ from torch import nn
 from tqdm.auto import trange
 
 from ..config import set_seed
-from .losses import bradley_terry_loss, fit_logistic
+from .losses import bradley_terry_loss, fit_logistic, margin_accuracy
 
 
 class RewardFeatureModel(nn.Module):
@@ -128,8 +128,7 @@ def preference_accuracy(model: RewardFeatureModel, emb_chosen, emb_rejected, rat
     emb_chosen = torch.as_tensor(emb_chosen).float()
     rater_idx = torch.zeros(len(emb_chosen), dtype=torch.long) if rater_idx is None else torch.as_tensor(rater_idx)
     margin = model(emb_chosen, rater_idx) - model(torch.as_tensor(emb_rejected).float(), rater_idx)
-    # a tie counts as half right, as a coin flip would be
-    return ((margin > 0).float() + 0.5 * (margin == 0).float()).mean().item()
+    return margin_accuracy(margin.float())
 
 
 def _check_diffs(feat_diff, labels):
@@ -208,10 +207,9 @@ def choose_next_pair(feat_diff_pool, w_mean, w_cov=None, asked: Sequence[int] = 
 
 
 def _accuracy(feat_diff, labels, w) -> float:
+    # the margin of the pair's winner: logit for label 1, -logit for label 0 (a zero prior ties: half right)
     logit = feat_diff @ w
-    correct = ((logit > 0).float() == labels).float()
-    # a tie (logit exactly 0, e.g. a zero prior) counts as half right
-    return torch.where(logit == 0, 0.5, correct).mean().item()
+    return margin_accuracy(torch.where(labels > 0.5, logit, -logit).float())
 
 
 def adaptation_curve(feat_diff_pool, labels_pool, feat_diff_test, labels_test,
