@@ -21,7 +21,6 @@ scalarization (P1A+P2A+P3A), so it is reported beside the table, not as a method
 """
 from __future__ import annotations
 
-import csv
 import random
 import time
 from contextlib import nullcontext
@@ -34,6 +33,7 @@ import torch
 from .feedback import annotators
 from .feedback.pairs import TIE_MARGIN   # the annotators' tie margin, as for the shipped pair labels
 from .preferences import SIDES, apply_preference, combinations, parse_combination
+from .tables import markdown_table, read_csv, write_csv   # noqa: F401  (E.read_csv, E.write_csv for callers)
 
 METHODS = ("prompting", "rlhf", "multitask", "prompted-morl", "soup")
 BASELINE = "vanilla"
@@ -479,39 +479,3 @@ def user_soup_weights(dimension_weights: dict[str, float], sharpness: float = 1.
         raise ValueError(f"Unknown dimensions {unknown}; expected weights for P1, P2, P3 (fit_my_weights(...).weights).")
     positions = {d: float(1.0 / (1.0 + np.exp(-sharpness * sign[d] * w))) for d, w in dimension_weights.items()}
     return dimension_weights_to_sides(positions)
-
-
-# --------------------------------------------------------------------------------------------
-# Files
-# --------------------------------------------------------------------------------------------
-
-def write_csv(path: str | Path, rows: list[dict]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def read_csv(path: str | Path) -> list[dict]:
-    """Rows of a table written by write_csv, numbers as floats."""
-    def value(v: str):
-        try:
-            return float(v)
-        except ValueError:
-            return v
-    with open(path, newline="") as f:
-        return [{k: value(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-def markdown_table(rows: list[dict], digits: int = 3) -> str:
-    """A markdown table of dict rows (floats rounded)."""
-    if not rows:
-        return ""
-    keys = list(rows[0])
-    fmt = lambda x: f"{x:.{digits}f}" if isinstance(x, float) else str(x)   # noqa: E731
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
-    return "\n".join(lines)

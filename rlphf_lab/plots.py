@@ -2,6 +2,8 @@
 and returns the Figure; importing this module draws nothing."""
 from __future__ import annotations
 
+from .tables import group_means
+
 
 def _axes(ax=None, figsize=(6, 3.5)):
     import matplotlib.pyplot as plt
@@ -27,10 +29,8 @@ def plot_words_by_side(mean_words: dict[str, float], ax=None):
 
 def _mean_by_label(rows: list[dict], keys: tuple[str, ...]) -> dict[str, tuple[float, ...]]:
     """{label: (mean of keys[0], mean of keys[1], ...)} over rows, labels in first-seen order."""
-    groups: dict[str, list[dict]] = {}
-    for row in rows:
-        groups.setdefault(row.get("label", ""), []).append(row)
-    return {label: tuple(sum(r[k] for r in members) / len(members) for k in keys) for label, members in groups.items()}
+    rows = [{"label": "", **r} for r in rows]          # a row without a label belongs to label ""
+    return {g["label"]: tuple(g[k] for k in keys) for g in group_means(rows, "label", keys)}
 
 
 def plot_pareto_front(rows, x: str = "P2A", y: str = "P2B", reference: list[dict] | None = None,

@@ -16,6 +16,7 @@ import torch
 from .. import config
 from ..data import read_jsonl
 from ..preferences import SIDES
+from ..tables import write_csv
 from .features import cached_features
 from .reward_model import (RewardModel, load_reward_model, pair_accuracy, pairs_features, train_head,
                            train_trl_reward_model, trl_scores)
@@ -96,12 +97,7 @@ def update_accuracy_csv(path: str | Path, rows: list[dict]) -> Path:
     keys = {(r["side"], r["backend"]) for r in rows}
     merged = [r for r in old if (r["side"], r["backend"]) not in keys] + rows
     merged.sort(key=lambda r: (r["backend"], r["side"]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=ACCURACY_FIELDS)
-        writer.writeheader()
-        writer.writerows({k: r[k] for k in ACCURACY_FIELDS} for r in merged)
-    return path
+    return write_csv(path, [{k: r[k] for k in ACCURACY_FIELDS} for r in merged], fieldnames=ACCURACY_FIELDS)
 
 
 def read_accuracy_csv(path: str | Path | None = None) -> list[dict]:

@@ -19,6 +19,7 @@ import torch
 
 from .. import config as lab_config
 from ..feedback import annotators
+from ..tables import group_means
 from .trainer import ADAPTER_DIR, PPOConfig, PPOTrainer, weighted_sum
 
 ADAPTERS_DIR = lab_config.ADAPTERS_DIR
@@ -177,15 +178,8 @@ def score_policy_answers(model, tokenizer, instructions: Sequence[str], score_fn
 
 def means_by_label(rows: list[dict], columns: Sequence[str] = ("reward",)) -> list[dict]:
     """Per label (first-seen order): the number of answers, mean tokens and the mean of each column."""
-    groups: dict[str, list[dict]] = {}
-    for row in rows:
-        groups.setdefault(row["label"], []).append(row)
-    out = []
-    for label, members in groups.items():
-        n = len(members)
-        out.append({"label": label, "answers": n, "mean tokens": sum(r["tokens"] for r in members) / n,
-                    **{c: sum(r[c] for r in members) / n for c in columns}})
-    return out
+    return [{"label": g["label"], "answers": g["n"], "mean tokens": g["tokens"], **{c: g[c] for c in columns}}
+            for g in group_means(rows, "label", ["tokens", *columns])]
 
 
 def side_by_side(rows: list[dict], code: str = "reward", max_chars: int = 400) -> list[dict]:

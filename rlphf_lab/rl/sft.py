@@ -20,6 +20,7 @@ from pathlib import Path
 from ..feedback.hacks import is_hack
 from ..feedback.pairs import group_by_prompt, score_candidates
 from ..preferences import apply_preference, combinations, parse_combination
+from ..tables import write_csv
 from .trainer import ADAPTER_DIR
 
 
@@ -50,8 +51,6 @@ def train_multitask_sft(candidates: list[dict], output_dir: str | Path, *, epoch
                         command: str | None = None) -> dict:
     """Fine-tune a LoRA adapter with TRL's SFTTrainer; writes output_dir/adapter (+ provenance) and
     output_dir/metrics.csv. Returns {"loss", "steps", "wall_time_s", "examples"}."""
-    import csv
-
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
@@ -81,10 +80,8 @@ def train_multitask_sft(candidates: list[dict], output_dir: str | Path, *, epoch
     trainer.model.save_pretrained(partial_path(adapter), safe_serialization=True)
     replace_with(partial_path(adapter), adapter)
     logs = [r for r in trainer.state.log_history if "loss" in r]
-    with open(output_dir / "metrics.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["step", "epoch", "loss", "learning_rate"])
-        writer.writeheader()
-        writer.writerows({k: r.get(k) for k in writer.fieldnames} for r in logs)
+    fields = ["step", "epoch", "loss", "learning_rate"]
+    write_csv(output_dir / "metrics.csv", [{k: r.get(k) for k in fields} for r in logs], fieldnames=fields)
     summary = {"loss": float(result.training_loss), "steps": int(trainer.state.global_step),
                "wall_time_s": round(wall, 1), "examples": len(examples)}
     write_provenance(adapter, command=command or "train_multitask_sft()", seed=seed, wall_time_s=wall,

@@ -39,6 +39,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..models import format_chat
+from ..tables import append_csv_row
 from . import ppo
 
 # reward_fn(plain instructions, responses) -> (batch, K): one column per reward model
@@ -978,12 +979,7 @@ def _timed(timer: dict, phase: str, device):
 
 
 def _append_metrics(path: Path, metrics: dict) -> None:
-    new = not path.exists() or path.stat().st_size == 0
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(metrics), extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in metrics.items()})
+    append_csv_row(path, {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in metrics.items()})
 
 
 def _truncate_metrics(path: Path, iteration: int) -> None:
