@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from rlphf_lab.rl import ppo
-from rlphf_lab.rl.trainer import scalarize_rows, weighted_sum
+from rlphf_lab.rl.trainer import scalarize_rows
+from rlphf_lab.rewards.scalarize import weighted_linear
 from rlphf_lab.rewards import worst_case
 
 
@@ -233,4 +234,4 @@ def test_scalarize_rows_groups_by_weights_and_drops_zero_weight_columns():
     weights = torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 1.0], [1.0, 0.0, 1.0]])
     # worst case over the non-zero-weight columns only: row 0 ignores its -5
     torch.testing.assert_close(scalarize_rows(rewards, weights, worst_case), torch.tensor([1.0, -1.0, 0.5]))
-    torch.testing.assert_close(scalarize_rows(rewards, weights, weighted_sum), torch.tensor([4.0, 5.0, 1.0]))
+    torch.testing.assert_close(scalarize_rows(rewards, weights, weighted_linear), torch.tensor([4.0, 5.0, 1.0]))

@@ -13,9 +13,9 @@ from .multi import (GENERAL, Objective, get_scalarizer, load_score_fn, morlaif, 
 from .ppo import (AdaptiveKLController, FixedKLController, RunningMoments, apply_missing_eos_penalty, compute_gae,
                   compute_rewards, entropy_from_logits, logprobs_from_logits, masked_mean, masked_whiten, policy_loss,
                   response_mask, value_loss)
-from .trainer import PPOConfig, PPOTrainer, Query, latest_checkpoint, read_metrics, scalarize_rows, weighted_sum
+from .trainer import PPOConfig, PPOTrainer, Query, latest_checkpoint, read_metrics, scalarize_rows
 
-__all__ = ["PPOConfig", "PPOTrainer", "Query", "latest_checkpoint", "read_metrics", "scalarize_rows", "weighted_sum",
+__all__ = ["PPOConfig", "PPOTrainer", "Query", "latest_checkpoint", "read_metrics", "scalarize_rows",
            "Objective", "personalized_soups", "prompted_morl", "morlaif", "rlhf", "toy_length_score_fn",
            "load_score_fn", "get_scalarizer", "GENERAL",
            "logprobs_from_logits", "entropy_from_logits", "response_mask", "masked_mean", "masked_whiten",

@@ -19,8 +19,9 @@ import torch
 
 from .. import config as lab_config
 from ..feedback import annotators
+from ..rewards.scalarize import weighted_linear
 from ..tables import group_means
-from .trainer import ADAPTER_DIR, PPOConfig, PPOTrainer, weighted_sum
+from .trainer import ADAPTER_DIR, PPOConfig, PPOTrainer
 
 ADAPTERS_DIR = lab_config.ADAPTERS_DIR
 
@@ -165,7 +166,7 @@ def score_policy_answers(model, tokenizer, instructions: Sequence[str], score_fn
                            temperature=temperature, seed=seed, batch_size=batch_size)
     rewards = torch.as_tensor(score_fn(list(codes), list(instructions), answers), dtype=torch.float32)
     w = torch.tensor(list(weights) if weights is not None else [1.0] * len(codes), dtype=torch.float32)
-    scalar = (scalarizer or weighted_sum)(rewards, w)
+    scalar = (scalarizer or weighted_linear)(rewards, w)
     rows = []
     for i, (ins, ans) in enumerate(zip(instructions, answers)):
         row = {"label": label, "instruction": ins, "response": ans,

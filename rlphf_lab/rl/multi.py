@@ -25,7 +25,8 @@ from typing import Callable, Sequence
 import torch
 
 from ..preferences import SIDES, apply_preference, combinations, get_preference, parse_combination
-from .trainer import Query, QueryFn, RewardFn, Scalarizer, weighted_sum
+from ..rewards.scalarize import weighted_linear
+from .trainer import Query, QueryFn, RewardFn, Scalarizer
 
 # score_fn(side_codes, instructions, responses) -> (batch, len(side_codes))
 ScoreFn = Callable[[Sequence[str], list[str], list[str]], torch.Tensor]
@@ -39,7 +40,7 @@ class Objective:
     name: str                                  # "P2A", "prompted-morl", "morlaif-P1A+P2A", "rlhf"
     reward_fn: RewardFn                        # (instructions, responses) -> (batch, K)
     reward_names: list[str]                    # the K column names, for the metrics
-    scalarizer: Scalarizer = weighted_sum      # (batch, K), (K,) -> (batch,)
+    scalarizer: Scalarizer = weighted_linear     # (batch, K), (K,) -> (batch,)
     reward_weights: list[float] | None = None  # (K,) for PPOConfig.reward_weights; None: ones
     query_fn: QueryFn | None = None            # Prompted-MORL: adds a random preference prompt
 

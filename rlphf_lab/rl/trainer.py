@@ -39,6 +39,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..models import format_chat
+from ..rewards.scalarize import weighted_linear
 from ..tables import append_csv_row
 from . import ppo
 
@@ -197,11 +198,6 @@ def disable_dropout(model: nn.Module) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def weighted_sum(rewards: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """The default scalarizer: R = sum_i w_i r_i, (batch, K) -> (batch,)."""
-    return (rewards * weights).sum(dim=-1)
-
-
 def scalarize_rows(rewards: torch.Tensor, weights: torch.Tensor, scalarizer: Scalarizer) -> torch.Tensor:
     """Apply the scalarizer row by row group: rows that share a weight vector are scored together,
     on the columns whose weight is non-zero. rewards, weights: (B, K) -> scores (B,)."""
@@ -283,7 +279,7 @@ class PPOTrainer:
         if query_fn is not None and not all(isinstance(p, str) for p in self.prompts):
             raise ValueError("query_fn builds Queries from plain instructions: pass prompts as strings.")
         self.reward_fn, self.query_fn, self.callback = reward_fn, query_fn, callback
-        self.scalarizer = scalarizer or weighted_sum
+        self.scalarizer = scalarizer or weighted_linear     # R = sum_i w_i r_i
         self.reward_names = list(reward_names) if reward_names else None
         self.accelerator = accelerator or make_accelerator()
         self.world, self.rank = self.accelerator.num_processes, self.accelerator.process_index
