@@ -422,7 +422,8 @@ def _cmd_train_policy(args) -> int:
     from .data import load_prompts, split_dev
     from .models import load_policy
     from .rl import PPOConfig, PPOTrainer, latest_checkpoint, multi
-    from .rl.trainer import check_fresh_start, checkpoint_folders, make_accelerator
+    from .rl.policy import make_accelerator
+    from .rl.run_folder import check_fresh_start, checkpoint_folders
 
     if args.resume and args.overwrite:
         raise ValueError("--resume and --overwrite exclude each other: --resume continues the run in --out, "

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rlphf_lab.rl import ppo
-from rlphf_lab.rl.trainer import scalarize_rows
+from rlphf_lab.rl.rollout import scalarize_rows
 from rlphf_lab.rewards.scalarize import weighted_linear
 from rlphf_lab.rewards import worst_case
 

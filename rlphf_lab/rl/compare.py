@@ -21,7 +21,7 @@ from .. import config as lab_config
 from ..feedback import annotators
 from ..rewards.scalarize import weighted_linear
 from ..tables import group_means
-from .trainer import ADAPTER_DIR, PPOConfig, PPOTrainer
+from .trainer import PPOConfig, PPOTrainer
 
 ADAPTERS_DIR = lab_config.ADAPTERS_DIR
 

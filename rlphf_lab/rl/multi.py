@@ -26,7 +26,7 @@ import torch
 
 from ..preferences import SIDES, apply_preference, combinations, get_preference, parse_combination
 from ..rewards.scalarize import weighted_linear
-from .trainer import Query, QueryFn, RewardFn, Scalarizer
+from .rollout import Query, QueryFn, RewardFn, Scalarizer
 
 # score_fn(side_codes, instructions, responses) -> (batch, len(side_codes))
 ScoreFn = Callable[[Sequence[str], list[str], list[str]], torch.Tensor]

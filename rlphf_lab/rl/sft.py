@@ -21,7 +21,7 @@ from ..feedback.hacks import is_hack
 from ..feedback.pairs import group_by_prompt, score_candidates
 from ..preferences import apply_preference, combinations, parse_combination
 from ..tables import write_csv
-from .trainer import ADAPTER_DIR
+from .run_folder import ADAPTER_DIR
 
 
 def multitask_examples(candidates: list[dict], combos: list[str] | None = None, split: str = "train") -> list[dict]:
