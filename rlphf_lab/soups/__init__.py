@@ -16,7 +16,8 @@ weights: activate the adapters and set each one's scale to w_i * s_i.
     weights  preferences -> weights: combination_weights, dimension_weights_to_sides, nearest_combination
     delta    delta maths: exact_delta, ab_average_delta (the reference code's cross terms), relative_gap
     merges   merges that make an adapter (average_ab_merge, peft_weighted_merge) and compare_merges
-    fronts   score_soup_answers, sweep_weights, pareto_front
+    fronts   score_soup_answers, sweep_weights, pareto_front (mix="weights" or "outputs")
+    outputs  mixing in outputs (MOD): generate_mixed_outputs, stream_mixed_outputs, mixed_next_token_logprobs
 
     from rlphf_lab import soups
     model, tok, source = soups.load_soup()
@@ -30,11 +31,14 @@ The reference code averaged A and B separately instead, which is not the same th
 from .delta import (ab_average_delta, ab_average_factors, adapter_delta, exact_delta, factor_similarity, lora_factors,
                     relative_gap)
 from .fronts import default_score_fn, group_means, pareto_front, pareto_optimal, score_soup_answers, sweep_weights
+from .fronts import MIX_CHOICES, check_mix
 from .loading import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, BASELINE_ADAPTERS, SHIPPED_DIR, check_compatible,
                       expected_lora_shapes, load_adapters, load_soup, random_lora_adapters, read_adapter_config,
                       read_adapter_weights, restore_hint, shipped_adapter_dirs)
 from .merges import (DENSITY_METHODS, MERGE_METHODS, average_ab_merge, compare_merges, logit_difference,
                      peft_weighted_merge)
+from .outputs import (adapter_next_token_logprobs, generate_mixed_outputs, mix_logprobs, mixed_next_token_logprobs,
+                      positive_weights, stream_mixed_outputs)
 from .mix import (SoupState, adapter_names, check_weights, model_lock, own_scales, set_soup_weights, soup_state,
                   soup_weights, use_adapter)
 from .weights import as_weights, combination_weights, dimension_weights_to_sides, nearest_combination
@@ -49,4 +53,6 @@ __all__ = ["load_adapters", "load_soup", "random_lora_adapters", "shipped_adapte
            "factor_similarity",
            "average_ab_merge", "peft_weighted_merge", "compare_merges", "logit_difference", "DENSITY_METHODS",
            "MERGE_METHODS",
-           "score_soup_answers", "sweep_weights", "group_means", "pareto_optimal", "pareto_front", "default_score_fn"]
+           "score_soup_answers", "sweep_weights", "group_means", "pareto_optimal", "pareto_front", "default_score_fn",
+           "MIX_CHOICES", "check_mix", "generate_mixed_outputs", "stream_mixed_outputs", "mixed_next_token_logprobs",
+           "adapter_next_token_logprobs", "mix_logprobs", "positive_weights"]

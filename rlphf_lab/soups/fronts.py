@@ -6,6 +6,8 @@
 
 Scores come from score_fn(instruction, response) -> {side: score}, by default the simulated
 annotators; every point uses the same prompts and seed, so answers differ only by the weights.
+mix="weights" (default) decodes with the exact weight soup; mix="outputs" mixes the adapters'
+next-token log-probabilities instead (MOD, outputs.py), with the same weights.
 """
 from __future__ import annotations
 
@@ -16,6 +18,16 @@ import torch
 from ..preferences import parse_combination
 from .mix import model_lock, set_soup_weights
 from .weights import as_weights
+
+MIX_CHOICES = ("weights", "outputs")     # where a soup mixes its adapters: weight soup (mix.py) or outputs (outputs.py)
+
+
+def check_mix(mix) -> str:
+    """`mix` itself when it is one of MIX_CHOICES, else a ValueError naming them."""
+    if mix not in MIX_CHOICES:
+        raise ValueError(f"mix={mix!r}: choose one of {', '.join(repr(m) for m in MIX_CHOICES)} ('weights' mixes the "
+                         f"adapters' weights into one model, 'outputs' mixes their next-token log-probabilities).")
+    return mix
 
 
 def default_score_fn() -> Callable[[str, str], dict[str, float]]:
@@ -31,21 +43,29 @@ def _instructions(prompts) -> list[str]:
 
 def score_soup_answers(model, tokenizer, prompts, *, weights: dict[str, float] | None = None, preference=None,
                        label: str = "", score_fn=None, max_new_tokens: int = 96, temperature: float = 0.7,
-                       seed: int | None = 0, batch_size: int = 8, normalize: bool = True) -> list[dict]:
+                       seed: int | None = 0, batch_size: int = 8, normalize: bool = True,
+                       mix: str = "weights") -> list[dict]:
     """Answer every prompt with one policy and score the answers; one row per prompt.
 
     weights given: the exact soup with those weights (divided by their sum unless normalize=False,
-    which lets {"P2A": 3.0} triple an adapter's delta). weights None: the base model
-    (adapters off), with `preference` appended as a prompt -- the preference-prompting baseline.
+    which lets {"P2A": 3.0} triple an adapter's delta); with mix="outputs" the adapters are mixed
+    at decoding time instead, sum_i w_i log p_i per token (`generate_mixed_outputs`). weights None:
+    the base model (adapters off), with `preference` appended as a prompt -- the
+    preference-prompting baseline (`mix` changes nothing there).
     Rows: {label, instruction, response, <side>: score, ...}.
     """
     from ..models import generate
+    from .outputs import generate_mixed_outputs
 
+    check_mix(mix)
     score_fn = score_fn or default_score_fn()
     instructions = _instructions(prompts)
     kw = dict(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, batch_size=batch_size)
     with model_lock(model):                 # a widget thread must not re-mix the model meanwhile
-        if weights is not None:
+        if weights is not None and mix == "outputs":
+            answers = generate_mixed_outputs(model, tokenizer, instructions, weights, preference, normalize=normalize,
+                                             **kw)
+        elif weights is not None:
             set_soup_weights(model, weights, normalize)
             answers = generate(model, tokenizer, instructions, preference, **kw)
         else:
@@ -55,7 +75,8 @@ def score_soup_answers(model, tokenizer, prompts, *, weights: dict[str, float] |
             for ins, ans in zip(instructions, answers)]
 
 
-def sweep_weights(model, tokenizer, prompts, start, end, steps: int = 5, score_fn=None, **generate_kw) -> list[dict]:
+def sweep_weights(model, tokenizer, prompts, start, end, steps: int = 5, score_fn=None, mix: str = "weights",
+                  **generate_kw) -> list[dict]:
     """Walk the soup from `start` to `end` and score the answers at each point.
 
     start, end: an adapter ("P2A"), a combination ("P1A+P2A") or a weight dict. At t in
@@ -63,8 +84,10 @@ def sweep_weights(model, tokenizer, prompts, start, end, steps: int = 5, score_f
         two opposite adapters:  sweep_weights(model, tok, prompts, "P2A", "P2B")
         two dimensions:         sweep_weights(model, tok, prompts, "P1B", "P2B")   (expertise vs detail)
     The same seed is used at every t, so the answers differ only because the weights do.
+    mix: "weights" (the exact weight soup, default) or "outputs" (decoding-time mixing, MOD).
     Returns one row per (t, prompt): {t, label, weights, instruction, response, <side>: score}.
     """
+    check_mix(mix)
     if steps < 2:
         raise ValueError(f"steps={steps}: a sweep needs at least 2 points (the two ends).")
     a, b = as_weights(start), as_weights(end)
@@ -74,7 +97,7 @@ def sweep_weights(model, tokenizer, prompts, start, end, steps: int = 5, score_f
         weights = {k: (1 - t) * a.get(k, 0.0) + t * b.get(k, 0.0) for k in {**a, **b}}
         weights = {k: v for k, v in weights.items() if v > 0}
         for row in score_soup_answers(model, tokenizer, prompts, weights=weights, label=f"t={t:.2f}",
-                                      score_fn=score_fn, **generate_kw):
+                                      score_fn=score_fn, mix=mix, **generate_kw):
             rows.append({"t": round(t, 4), "weights": weights, **row})
     return rows
 
@@ -109,7 +132,7 @@ def _single_side(spec) -> str | None:
 
 
 def pareto_front(model, tokenizer, prompts, start, end, *, x: str | None = None, y: str | None = None,
-                 steps: int = 5, baselines: bool = True, score_fn=None, **generate_kw) -> dict:
+                 steps: int = 5, baselines: bool = True, score_fn=None, mix: str = "weights", **generate_kw) -> dict:
     """A Pareto front of the soup between `start` and `end`, with reference points to judge it by.
 
     The soup sweep is `sweep_weights(start -> end)`; the objectives are the annotators' scores of
@@ -124,14 +147,18 @@ def pareto_front(model, tokenizer, prompts, start, end, *, x: str | None = None,
     Returns {"x", "y", "sweep": rows, "reference": rows, "points": [{label, x, y, t, pareto}]}:
     `points` holds the mean scores per sweep step and per reference, and whether each is on the
     Pareto front of all of them (`pareto_optimal`).
+    mix: "weights" (default: the exact weight soup) or "outputs" (the sweep and its adapter ends
+    mix next-token log-probabilities, MOD); the prompting and base-model references are the same.
     """
+    check_mix(mix)
     x = x or _single_side(start)
     y = y or _single_side(end)
     if not x or not y:
         raise ValueError(f"Say which two scores to plot: x=..., y=... (side codes); {start!r} -> {end!r} "
                          f"does not name one side at each end.")
     score_fn = score_fn or default_score_fn()
-    sweep = sweep_weights(model, tokenizer, prompts, start, end, steps=steps, score_fn=score_fn, **generate_kw)
+    sweep = sweep_weights(model, tokenizer, prompts, start, end, steps=steps, score_fn=score_fn, mix=mix,
+                          **generate_kw)
     reference = []
     for t, spec in ((0.0, start), (1.0, end)):
         side = _single_side(spec)
