@@ -485,7 +485,7 @@ def test_no_option_uses_or_for_its_default():
     parser = rlphf_lab.cli.build_parser()
     subparsers = next(a for a in parser._actions if a.dest == "command").choices.values()
     flags = {a.dest for p in [parser, *subparsers] for a in p._actions if a.nargs == 0}    # on/off switches
-    source = Path(rlphf_lab.cli.__file__).read_text()
+    source = "".join(f.read_text() for f in Path(rlphf_lab.cli.__file__).parent.glob("*.py"))
     used = set(re.findall(r"args\.(\w+) or\b", source))
     assert used <= flags, used - flags
 
@@ -503,7 +503,7 @@ def small_pool(tmp_path):
 
 def test_default_outputs_are_under_runs_never_data(tmp_path, monkeypatch, capsys, small_pool):
     """label-pairs once replaced the shipped 7,678-line pairs_train.jsonl with 596 lines by default."""
-    import rlphf_lab.cli as cli
+    import rlphf_lab.cli.options as cli
     from rlphf_lab.config import DATA_DIR, REPO_ROOT
 
     assert cli.RUNS_DIR == REPO_ROOT / "runs" and "runs/" in (REPO_ROOT / ".gitignore").read_text().split()

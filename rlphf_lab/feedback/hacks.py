@@ -23,6 +23,7 @@ clearly below a normal answer on every side).
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 import zlib
@@ -159,6 +160,25 @@ def hack_answers(instruction: str, answer: str, seed: int = 0, *, off_topic: str
 
 def is_hack(candidate: dict) -> bool:
     return str(candidate.get("style", "")).startswith(HACK_PREFIX)
+
+
+def pool_with_hacks(text: str, seed: int = 0, split: str | None = "train", source: str = "candidates"
+                    ) -> tuple[list[str], list[dict]]:
+    """A candidate pool's JSONL text -> (its normal lines, unchanged, byte for byte; fresh hack rows).
+    Hack rows already in the pool are dropped (they are rebuilt), so adding hacks twice changes nothing.
+    `source` names the file in error messages."""
+    lines, rows = [], []
+    for n, line in enumerate(text.split("\n"), 1):     # not splitlines: a response may hold U+2028
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{source}, line {n}: not JSON ({err.msg}).") from None
+        if not is_hack(row):
+            lines.append(line)
+            rows.append(row)
+    return lines, hack_candidates(rows, seed=seed, split=split)
 
 
 def hack_candidates(candidates: list[dict], seed: int = 0, split: str | None = "train", *,

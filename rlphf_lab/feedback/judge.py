@@ -13,6 +13,7 @@ annotators and reports the number as it is.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -96,6 +97,26 @@ def judge_label(model, tokenizer, side: str, instructions, responses_a, response
     """"A" / "B" per pair from `judge_pairs`; "tie" when |P(a better) - 0.5| < tie_band."""
     probs = judge_pairs(model, tokenizer, side, instructions, responses_a, responses_b, batch_size=batch_size)
     return ["tie" if abs(p - 0.5) < tie_band else ("A" if p > 0.5 else "B") for p in probs]
+
+
+def sample_per_side(pairs: list[dict], n: int, seed: int = 0) -> list[dict]:
+    """Up to n pairs of every side, drawn without replacement (seeded), sides in code order."""
+    rng = np.random.default_rng(seed)
+    sample = []
+    for side in sorted({p["preference"] for p in pairs}):
+        group = [p for p in pairs if p["preference"] == side]
+        sample += [group[i] for i in sorted(rng.choice(len(group), size=min(n, len(group)), replace=False))]
+    return sample
+
+
+def agreement_record(result: dict, pairs: list[dict]) -> dict:
+    """judge_agreement's result as a JSON record: each p_chosen (rounded) beside the id of its pair
+    (judge_agreement goes through the sides in code order, each side's pairs in the order given)."""
+    ordered = [p for side in sorted({p["preference"] for p in pairs}) for p in pairs if p["preference"] == side]
+    record = {k: v for k, v in result.items() if k != "p_chosen"}
+    record["pair_ids"] = [p["pair_id"] for p in ordered]
+    record["p_chosen"] = [round(p, 4) for p in result["p_chosen"]]
+    return record
 
 
 def judge_agreement(model, tokenizer, pairs: list[dict], batch_size: int = 8, progress: bool = False) -> dict:

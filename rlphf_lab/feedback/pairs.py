@@ -41,6 +41,10 @@ HACK_PAIRS_PER_PROMPT = 8      # normal-vs-hack pairs per prompt and side, when 
 # features 2-3 points of held-out accuracy, which the next notebook cannot spare.
 TEMPERATURE = 0.1
 TIE_MARGIN = 0.25
+# The shipped label sets (`rlphf-lab label-pairs --split train|eval`): noisy train labels, and
+# noise-free held-out labels (temperature 0: the annotator's own ranking) drawn with another seed.
+LABEL_SETS = {"train": {"pairs_per_prompt": 16, "seed": 0, "temperature": TEMPERATURE},
+              "eval": {"pairs_per_prompt": 10, "seed": 1, "temperature": 0.0}}
 
 
 def group_by_prompt(candidates: list[dict]) -> dict[str, dict[str, dict]]:
@@ -144,6 +148,18 @@ def make_preference_pairs(candidates: list[dict], side: str, *, pairs_per_prompt
                 "score_chosen": round(scores[chosen["id"]]["scores"][side], 4),
                 "score_rejected": round(scores[rejected["id"]]["scores"][side], 4),
             })
+    return pairs
+
+
+def label_candidates(candidates: list[dict], sides, *, pairs_per_prompt: int, seed: int, temperature: float,
+                     tie_margin: float = TIE_MARGIN, keep_ties: bool = True) -> list[dict]:
+    """make_preference_pairs for every side in `sides`, scoring each candidate once."""
+    scores = score_candidates(candidates)
+    pairs = []
+    for side in sides:
+        pairs += make_preference_pairs(candidates, side, pairs_per_prompt=pairs_per_prompt, seed=seed,
+                                       tie_margin=tie_margin, temperature=temperature, keep_ties=keep_ties,
+                                       scores=scores)
     return pairs
 
 

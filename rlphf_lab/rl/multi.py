@@ -124,6 +124,25 @@ def rlhf(score_fn: ScoreFn, code: str = GENERAL) -> Objective:
 # A toy reward from word counts, for demos and tests (no model, microseconds)
 # --------------------------------------------------------------------------------------------
 
+def objective_for(score_fn: ScoreFn, *, preference: str | None = None, prompted: bool = False,
+                  morlaif_sides: Sequence[str] | str | None = None, weights: Sequence[float] | None = None,
+                  scalarizer: str | Scalarizer | None = None) -> Objective:
+    """The objective `rlphf-lab train-policy` trains: one side (Personalized Soups), Prompted-MORL
+    (`prompted`), MORLAIF over `morlaif_sides` (with `weights`), or else the RLHF baseline."""
+    scalarizer = "weighted_linear" if scalarizer is None else scalarizer
+    if weights is not None and not morlaif_sides:
+        raise ValueError("--weights are MORLAIF's weights, one per side of --morlaif; leave them out otherwise.")
+    if preference:
+        return personalized_soups(preference, score_fn)
+    if prompted:
+        return prompted_morl(score_fn, scalarizer=scalarizer)
+    if morlaif_sides:
+        if weights is not None and not any(w > 0 for w in weights):
+            raise ValueError(f"--weights {' '.join(f'{w:g}' for w in weights)}: give at least one weight > 0.")
+        return morlaif(morlaif_sides, score_fn, scalarizer=scalarizer, weights=weights)
+    return rlhf(score_fn)
+
+
 _WORD = re.compile(r"[A-Za-z']+")
 
 
