@@ -13,6 +13,7 @@ weights: activate the adapters and set each one's scale to w_i * s_i.
 
     loading  load_adapters (checked, all-or-nothing), load_soup (shipped or random stand-ins), adapter checks
     mix      the live exact mix: set_soup_weights, soup_weights, use_adapter, model_lock
+    fold     the same soup folded into W (base-model decoding speed): fold_soup_weights, unfold_soup, folded
     weights  preferences -> weights: combination_weights, dimension_weights_to_sides, nearest_combination
     delta    delta maths: exact_delta, ab_average_delta (the reference code's cross terms), relative_gap
     merges   merges that make an adapter (average_ab_merge, peft_weighted_merge) and compare_merges
@@ -30,6 +31,7 @@ The reference code averaged A and B separately instead, which is not the same th
 """
 from .delta import (ab_average_delta, ab_average_factors, adapter_delta, exact_delta, factor_similarity, lora_factors,
                     relative_gap)
+from .fold import FoldState, fold_memory, fold_soup_weights, fold_state, folded, is_folded, unfold_soup
 from .fronts import default_score_fn, group_means, pareto_front, pareto_optimal, score_soup_answers, sweep_weights
 from .fronts import MIX_CHOICES, check_mix
 from .loading import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, BASELINE_ADAPTERS, SHIPPED_DIR, check_compatible,
@@ -48,6 +50,7 @@ __all__ = ["load_adapters", "load_soup", "random_lora_adapters", "shipped_adapte
            "ADAPTER_WEIGHTS", "SHIPPED_DIR", "BASELINE_ADAPTERS",
            "set_soup_weights", "soup_weights", "use_adapter", "check_weights", "adapter_names", "model_lock",
            "own_scales", "soup_state", "SoupState",
+           "fold_soup_weights", "unfold_soup", "is_folded", "folded", "fold_memory", "fold_state", "FoldState",
            "combination_weights", "dimension_weights_to_sides", "nearest_combination", "as_weights",
            "lora_factors", "exact_delta", "ab_average_factors", "ab_average_delta", "adapter_delta", "relative_gap",
            "factor_similarity",

@@ -107,6 +107,12 @@ def set_soup_weights(model, weights: dict[str, float], normalize: bool = True) -
     """
     state = soup_state(model)
     w = check_weights(weights, state.key, normalize)
+    fold = model.__dict__.get("_soup_fold")
+    if fold is not None and fold.folded:
+        # A folded model (soups.fold) holds a soup in its base weights: copy the originals back first
+        # (exact), then the scales below make it the live soup at the new weights.
+        from .fold import unfold_soup
+        unfold_soup(model)
     active = tuple(name for name in state.key if name in w)
     if active != state.active:
         # All named adapters take part in every forward pass; inference_mode keeps them frozen.

@@ -1,0 +1,248 @@
+"""The exact soup folded into the base weights: decoding at the base model's speed.
+
+    W_soup = W + sum_i w_i s_i B_i A_i          s_i = alpha_i / r_i  (alpha_i / sqrt(r_i) with rsLoRA)
+
+    W: (out, in) a base weight      A_i: (r_i, in)      B_i: (out, r_i)      w_i: the soup weights
+
+The live soup (`set_soup_weights`) runs every adapter's LoRA branch on every token: six adapters,
+six pairs of small matmuls per layer per token, ~0.6x the base model's tokens/s on a 2-core CPU.
+Folding writes W_soup into each LoRA layer's base weight and switches the branches off, so a
+forward pass costs what the base model's does. Per layer the k adapters are stacked once
+(per set of loaded adapters) into two fp32 matrices,
+
+    B_cat = [s_1 B_1, ..., s_k B_k]  (out, K)      A_cat = [A_1; ...; A_k]  (K, in)      K = sum_i r_i
+
+so a re-fold after a slider move is one matmul per layer from the saved original weight:
+
+    W_soup = W + (B_cat diag(w_1 1_{r_1}, ..., w_k 1_{r_k})) A_cat      (adapters with w_i = 0 left out)
+
+(Caching the k products s_i B_i A_i instead costs k fp32 copies of every touched weight -- 2.5 GB
+for 6 adapters on all linear layers of the 135M model -- and reading them all is slower than the
+rank-K matmul.) The delta is computed in fp32, added to the original in fp32 and rounded once to
+the weight's dtype. A re-fold always starts from the saved original, never from the current weight,
+so thousands of slider moves cannot drift; `unfold_soup` copies the originals back (bit-exact).
+
+Tolerance against the live soup (same weights): fp32 models agree to ~1e-5 in the logits (only the
+order of the sums differs: (W + sum_i D_i) x against W x + sum_i s_i B_i (A_i x)); bf16 models agree
+to bf16 rounding: each element of W_soup is rounded once (relative 2^-9), where the live path rounds
+W x instead, so logits differ by ~1e-2 and greedy answers may part at near-ties.
+
+How the branches are switched off: PEFT's own "merged" state, which means exactly "the delta is in
+the base weight, skip the branch" (`LoraLayer.forward` runs only `base_layer` when merged). Each
+layer's `merged_adapters` lists the soup's active adapters and their `scaling` stays w_i s_i (set by
+`set_soup_weights`), so PEFT's bookkeeping describes the folded weight truthfully: if PEFT unmerges
+on its own (`with model.disable_adapter():`, `set_adapter`), it subtracts this very delta and the
+model is the live soup again (weights then within rounding of W, not bit-exact; the next fold or
+unfold copies the originals back). `set_soup_weights` on a folded model unfolds first (exact copy),
+then sets the live scales: the widget's sliders and every other caller stay correct.
+
+Locking: like `set_soup_weights`, these functions change the model in place; callers that share the
+model with a widget's generation thread hold `model_lock(model)` around fold and generation. The
+`folded(...)` context manager holds it for its whole body.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+
+from .mix import _base_scale, check_weights, model_lock, set_soup_weights, soup_state, soup_weights
+
+
+@dataclass
+
+
+class FoldLayer:
+    """One LoRA layer's fold data: the saved base weight and the adapters' stacked factors."""
+    layer: object                           # the PEFT LoraLayer
+    weight: torch.nn.Parameter              # its base_layer.weight (out, in), rewritten by a fold
+    original: torch.Tensor                  # a copy of W saved before the first fold, weight's dtype (out, in)
+    names: tuple                            # adapters of this layer, in stacking order
+    columns: dict                           # {adapter: slice of its r_i columns of B_cat / rows of A_cat}
+    B: torch.Tensor                         # B_cat = [s_1 B_1, ..., s_k B_k], fp32 (out, K)
+    A: torch.Tensor                         # A_cat = [A_1; ...; A_k], fp32 (K, in)
+
+
+@dataclass
+
+
+class FoldState:
+    """What `fold_soup_weights` needs, built once per set of loaded adapters; kept in model.__dict__."""
+    key: tuple                              # the adapter names the factors were stacked for
+    layers: list                            # [FoldLayer]
+    scratch: torch.Tensor                   # one fp32 buffer of the largest (out * in), reused by every layer
+    folded: bool = False                    # True while W_soup is written into the base weights
+    weights: dict = field(default_factory=dict)   # the weights folded in (after normalisation)
+
+
+def _check_layer(layer, module_name: str) -> None:
+    from peft.tuners.lora import Linear
+
+    if not isinstance(layer, Linear) or layer.fan_in_fan_out or getattr(layer, "lora_variant", None) \
+            or any(getattr(layer, "lora_bias", {}).values()):
+        raise ValueError(f"{module_name} is not a plain LoRA Linear layer (Conv1D/fan_in_fan_out, DoRA, LoRA bias "
+                         f"or another layer type); folding supports W + s B A on Linear layers only. "
+                         f"Use the live soup (`set_soup_weights`).")
+
+
+def fold_state(model) -> FoldState:
+    """The saved originals and stacked factors; rebuilt only when adapters are added or deleted.
+
+    Originals are saved once per base weight and carried over a rebuild (they are the base model's,
+    whatever adapters are loaded), so loading another adapter never saves a folded weight as "original".
+    """
+    state = soup_state(model)
+    fold = model.__dict__.get("_soup_fold")
+    if fold is not None and fold.key == state.key:
+        return fold
+    saved = {id(fl.weight): fl.original for fl in fold.layers} if fold is not None else {}
+    by_layer: dict[int, list] = {}
+    for layer, name, scale in state.layers:
+        by_layer.setdefault(id(layer), [layer]).append((name, scale))
+    named = {id(module): name for name, module in model.named_modules()}
+    layers, largest = [], 0
+    with torch.no_grad():
+        for layer, *adapters in by_layer.values():
+            _check_layer(layer, named.get(id(layer), "a LoRA layer"))
+            weight = layer.get_base_layer().weight                                  # (out, in)
+            original = saved.get(id(weight))
+            if original is None:
+                original = weight.detach().clone()                                   # exact restore by copy
+            columns, start, Bs, As = {}, 0, [], []
+            for name, _ in adapters:
+                r = layer.lora_A[name].weight.shape[0]
+                columns[name] = slice(start, start + r)
+                start += r
+                # s_i from the adapter's config (mix._base_scale), never from layer.scaling (the soup's)
+                Bs.append(_base_scale(layer, name) * layer.lora_B[name].weight.detach().float())   # (out, r_i)
+                As.append(layer.lora_A[name].weight.detach().float())                             # (r_i, in)
+            layers.append(FoldLayer(layer=layer, weight=weight, original=original,
+                                    names=tuple(n for n, _ in adapters), columns=columns,
+                                    B=torch.cat(Bs, dim=1).contiguous(), A=torch.cat(As, dim=0).contiguous()))
+            largest = max(largest, weight.numel())
+    device = layers[0].weight.device if layers else "cpu"
+    new = FoldState(key=state.key, layers=layers, scratch=torch.empty(largest, dtype=torch.float32, device=device))
+    if fold is not None:
+        new.folded, new.weights = fold.folded, fold.weights
+    model.__dict__["_soup_fold"] = new
+    return new
+
+
+def _unfold_layers(fold: FoldState) -> None:
+    """Copy every saved original back (bit-exact) and mark the layers unmerged: the live soup again."""
+    with torch.no_grad():
+        for fl in fold.layers:
+            fl.weight.copy_(fl.original)
+            fl.layer.merged_adapters = []
+    fold.folded = False
+
+
+def fold_soup_weights(model, weights: dict[str, float], normalize: bool = True) -> dict[str, float]:
+    """Write the exact soup W + sum_i w_i s_i B_i A_i into the base weights and skip the LoRA branches.
+
+    weights, normalize: as for `set_soup_weights` (same checks, same errors; the model is untouched
+        when they fail). Adapters left out contribute nothing.
+    A re-fold (another slider position) recomputes every layer from the saved original weight.
+    Returns the weights folded in (all loaded adapters, zeros included). Callers sharing the model
+    with another thread hold `model_lock(model)`.
+    """
+    state = soup_state(model)
+    w = check_weights(weights, state.key, normalize)         # errors before anything is touched
+    fold = fold_state(model)
+    try:
+        # The live bookkeeping first: the active set and every scale w_i s_i, through set_soup_weights, so
+        # soup_weights(), PEFT's active adapters and its scalings all describe the soup. The layers are
+        # marked unmerged beforehand (without copying W back: every weight is rewritten below), so that a
+        # change of the active set neither warns nor makes PEFT subtract anything.
+        for fl in fold.layers:
+            fl.layer.merged_adapters = []
+        fold.folded = False
+        applied = set_soup_weights(model, w, normalize=False)   # w is already normalised: kept as it is
+        active = [n for n in state.key if n in w]
+        nonzero = [n for n in active if applied[n] != 0.0]
+        # per distinct layer layout (usually one for the whole model): the columns to use and their w_i
+        plans: dict[tuple, tuple] = {}
+        with torch.no_grad():
+            for fl in fold.layers:
+                sig = (fl.names, tuple(fl.columns[n].stop for n in fl.names))
+                if sig not in plans:
+                    use = [n for n in nonzero if n in fl.columns]
+                    wk = idx = None
+                    if use:
+                        # (K',) the weight w_i of every column of the adapters used
+                        wk = torch.cat([torch.full((fl.columns[n].stop - fl.columns[n].start,), applied[n])
+                                        for n in use]).to(fl.B.device)
+                    if use and use != list(fl.names):     # some adapters at weight 0: drop their columns
+                        idx = torch.cat([torch.arange(fl.columns[n].start, fl.columns[n].stop)
+                                         for n in use]).to(fl.B.device)
+                    plans[sig] = (use, wk, idx)
+                use, wk, idx = plans[sig]
+                if not use:                                            # no adapter with weight > 0 here
+                    fl.weight.copy_(fl.original)
+                else:
+                    B, A = (fl.B, fl.A) if idx is None else (fl.B.index_select(1, idx), fl.A.index_select(0, idx))
+                    if fl.weight.dtype == torch.float32:
+                        # W_soup = W + (B_cat diag(w)) A_cat, straight into the weight
+                        torch.addmm(fl.original, B * wk, A, out=fl.weight.data)
+                    else:
+                        out, inp = fl.weight.shape
+                        buf = fold.scratch[: out * inp].view(out, inp)
+                        # delta = (B_cat diag(w)) A_cat  (out, in) in fp32 ...
+                        torch.mm(B * wk, A, out=buf)
+                        # ... W + delta in fp32, rounded once to the weight's dtype
+                        buf.add_(fl.original)
+                        fl.weight.copy_(buf)
+                # PEFT's merged state: forward runs base_layer alone; unmerge would subtract this very delta
+                fl.layer.merged_adapters = [n for n in active if n in fl.columns]
+    except BaseException:
+        _unfold_layers(fold)          # never leave half-folded weights behind: the live soup, exact W
+        raise
+    fold.folded, fold.weights = True, dict(applied)
+    return dict(applied)
+
+
+def unfold_soup(model) -> bool:
+    """Put every base weight back exactly (a copy of the saved original, torch.equal) and return to the
+    live soup at the same weights (branches on, scales w_i s_i). Returns False if nothing was folded.
+    The saved originals and stacked factors are kept, so the next fold is fast (`fold_memory`)."""
+    fold = model.__dict__.get("_soup_fold")
+    if fold is None or not (fold.folded or any(fl.layer.merged for fl in fold.layers)):
+        return False
+    _unfold_layers(fold)
+    return True
+
+
+def is_folded(model) -> bool:
+    """True while the soup is written into the base weights and PEFT skips the LoRA branches."""
+    fold = model.__dict__.get("_soup_fold")
+    return bool(fold is not None and fold.folded and fold.layers and all(fl.layer.merged for fl in fold.layers))
+
+
+def fold_memory(model) -> dict[str, int]:
+    """What the fold keeps: {"tensors": count, "bytes": total} of saved originals, stacked factors and scratch."""
+    fold = model.__dict__.get("_soup_fold")
+    tensors = [] if fold is None else [t for fl in fold.layers for t in (fl.original, fl.B, fl.A)] + [fold.scratch]
+    return {"tensors": len(tensors), "bytes": sum(t.numel() * t.element_size() for t in tensors)}
+
+
+@contextmanager
+
+
+def folded(model, weights: dict[str, float], normalize: bool = True) -> Iterator[dict[str, float]]:
+    """Inside: the soup `weights`, folded (base-model speed), under `model_lock(model)`; yields the weights
+    applied. Afterwards the model is as before: the same soup weights, folded again if it was folded."""
+    with model_lock(model):
+        was_folded = is_folded(model)
+        before = {n: v for n, v in soup_weights(model).items() if n in soup_state(model).active}
+        applied = fold_soup_weights(model, weights, normalize)
+        try:
+            yield applied
+        finally:
+            if was_folded and any(before.values()):
+                fold_soup_weights(model, before, normalize=False)
+            else:
+                unfold_soup(model)
+                if any(before.values()):
+                    set_soup_weights(model, before, normalize=False)
