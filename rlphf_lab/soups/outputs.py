@@ -39,7 +39,7 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 
-from .mix import adapter_names, check_weights, model_lock, own_scales
+from .mix import adapter_names, check_weights, model_lock, own_scales, soup_state
 
 
 def positive_weights(model, weights: dict[str, float], normalize: bool = True) -> dict[str, float]:
@@ -53,6 +53,15 @@ def positive_weights(model, weights: dict[str, float], normalize: bool = True) -
         raise ValueError("This model has no LoRA adapters; load some with `load_adapters(model, {...})`.")
     checked = check_weights(weights, loaded, normalize)
     return {name: checked[name] for name in loaded if checked.get(name, 0.0) > 0}
+
+
+def check_not_folded(model) -> None:
+    """Raise ValueError when a soup is folded (merged) into the base weights: the adapters' own
+    branches, which output mixing runs, would then be added on top of the soup."""
+    if any(layer.merged for layer, _, _ in soup_state(model).layers):
+        raise ValueError("This model has a soup folded (merged) into its base weights; mixing outputs runs each "
+                         "adapter's own LoRA branch on the base weights. Unfold it first: `set_soup_weights(model, "
+                         "weights)` unfolds, or `model.unmerge_adapter()` for a PEFT merge.")
 
 
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -75,6 +84,7 @@ def adapter_next_token_logprobs(model, input_ids: torch.Tensor, names: Sequence[
     rows = [name for name in names for _ in range(batch)]             # row a*B + b: prompt b, adapter a
     repeat = lambda t: None if t is None else t.repeat(k, 1)          # noqa: E731   (B, .) -> (k*B, .)
     with model_lock(model), own_scales(model):                        # each adapter at its own scale alpha / r
+        check_not_folded(model)
         out = model(input_ids=repeat(input_ids), attention_mask=repeat(attention_mask),
                     position_ids=repeat(position_ids), cache=cache, use_cache=True, logits_to_keep=1,
                     adapter_names=rows)
