@@ -256,6 +256,10 @@ def test_a_folded_or_merged_soup_is_refused(soup, tok):
     finally:
         soup.unmerge_adapter()
     assert soups.generate_mixed_outputs(soup, tok, ["Hi"], {"P1A": 1}, max_new_tokens=2)
+    soups.fold_soup_weights(soup, {"P1A": 0.5, "P2A": 0.5})          # the lab's own fold (soups.fold)
+    with pytest.raises(ValueError, match="unfold_soup"):
+        soups.mixed_next_token_logprobs(soup, IDS, {"P1A": 1})
+    assert soups.is_folded(soup)                                      # refused, not changed
 
 
 def test_bad_sampling_settings_and_a_model_without_adapters_raise(soup, tok):

@@ -60,8 +60,8 @@ def check_not_folded(model) -> None:
     branches, which output mixing runs, would then be added on top of the soup."""
     if any(layer.merged for layer, _, _ in soup_state(model).layers):
         raise ValueError("This model has a soup folded (merged) into its base weights; mixing outputs runs each "
-                         "adapter's own LoRA branch on the base weights. Unfold it first: `set_soup_weights(model, "
-                         "weights)` unfolds, or `model.unmerge_adapter()` for a PEFT merge.")
+                         "adapter's own LoRA branch on the base weights. Unfold it first: `soups.unfold_soup(model)` "
+                         "(or `set_soup_weights`, which unfolds), or `model.unmerge_adapter()` for a PEFT merge.")
 
 
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
