@@ -48,15 +48,35 @@ def write_csv(path: str | Path, rows: list[dict], fieldnames: Sequence[str] | No
 
 def append_csv_row(path: str | Path, row: dict) -> None:
     """Append one row to a CSV file, the header first when the file is new or empty (a training run's
-    metrics file grows by one row per iteration). The columns follow the row's keys: give every row of
-    one file the same keys in the same order."""
+    metrics file grows by one row per iteration). Values go under the file's own header, whatever the
+    row's key order; a row with a new column widens the file (the earlier rows get "" there), so no
+    value is ever dropped or written under another column's name."""
     path = Path(path)
-    new = not path.exists() or path.stat().st_size == 0
+    header = []
+    if path.exists() and path.stat().st_size > 0:
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), [])
+    new_columns = [k for k in row if k not in header]
+    if header and new_columns:                      # rewrite with the wider header, then append
+        rows = _read_rows(path)
+        header = header + new_columns
+        tmp = path.with_name(path.name + ".widening")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=header, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+        tmp.replace(path)
     with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(row), extrasaction="ignore")
-        if new:
+        writer = csv.DictWriter(f, fieldnames=header or list(row), restval="")
+        if not header:
             writer.writeheader()
         writer.writerow(row)
+
+
+def _read_rows(path: str | Path) -> list[dict]:
+    """Rows of a CSV file as dicts of strings, exactly as written."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def read_csv(path: str | Path) -> list[dict]:

@@ -1,6 +1,7 @@
-"""A fingerprint of PPO's numbers on a seeded tiny run: the sha256 of its metrics.csv without the
-time/ columns, and of its adapter and value-head weights. A refactoring that claims to change no
-number must leave both hashes as they were:
+"""A fingerprint of PPO's numbers on a seeded tiny run: the sha256 of its metrics (every column but
+time/ and those in NEW_COLUMNS, each column's values in order, the columns sorted by their values so
+that renaming a metric leaves the hash alone), and of its adapter and value-head weights. A
+refactoring that claims to change no number must leave both hashes as they were:
 
     .venv/bin/python scripts/ppo_fingerprint.py          # before and after the change, then compare
 
@@ -22,6 +23,7 @@ from tiny_models import tiny_llama, tiny_tokenizer  # noqa: E402
 
 from rlphf_lab.rl import PPOConfig, PPOTrainer, personalized_soups, toy_length_score_fn  # noqa: E402
 
+NEW_COLUMNS = {"value/explained_variance"}     # metrics added since the first fingerprint (8c84839)
 PROMPTS = ["Say hi.", "Name a fruit.", "Why is the sky blue?", "Count to three."]
 
 
@@ -35,14 +37,16 @@ def main() -> None:
         PPOTrainer(config, tiny_llama(), tiny_tokenizer(), PROMPTS, eval_prompts=["Hello?", "Name a colour."],
                    judge_fn=judge, **objective.trainer_kwargs()).train()
         with open(Path(out) / "metrics.csv", newline="") as f:
-            rows = [{k: v for k, v in row.items() if not k.startswith("time/")} for row in csv.DictReader(f)]
-        metrics = hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
+            rows = list(csv.DictReader(f))
+        columns = [k for k in rows[0] if not k.startswith("time/") and k not in NEW_COLUMNS]
+        values = sorted(tuple(row[k] for row in rows) for k in columns)
+        metrics = hashlib.sha256(repr(values).encode()).hexdigest()[:16]
         weights = hashlib.sha256()
         for name in ("adapter_model.safetensors", "value_head.safetensors"):
             from safetensors.torch import load_file
             for key, tensor in sorted(load_file(Path(out) / "adapter" / name).items()):
                 weights.update(key.encode() + tensor.numpy().tobytes())
-    print(f"metrics {metrics}  weights {weights.hexdigest()[:16]}  ({len(rows)} rows, {len(rows[0])} columns)")
+    print(f"metrics {metrics}  weights {weights.hexdigest()[:16]}  ({len(rows)} rows, {len(columns)} columns compared)")
 
 
 if __name__ == "__main__":

@@ -235,3 +235,26 @@ def test_scalarize_rows_groups_by_weights_and_drops_zero_weight_columns():
     # worst case over the non-zero-weight columns only: row 0 ignores its -5
     torch.testing.assert_close(scalarize_rows(rewards, weights, worst_case), torch.tensor([1.0, -1.0, 0.5]))
     torch.testing.assert_close(scalarize_rows(rewards, weights, weighted_linear), torch.tensor([4.0, 5.0, 1.0]))
+
+
+def test_explained_variance_is_one_for_a_perfect_value_head_and_zero_for_the_mean():
+    returns = torch.tensor([[1.0, 2.0, 3.0, 99.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])              # the padded 99 must not count
+    assert ppo.explained_variance(returns, returns, mask).item() == pytest.approx(1.0)
+    assert ppo.explained_variance(torch.full_like(returns, 2.0), returns, mask).item() == pytest.approx(0.0)
+    # a constant offset is fully predicted: Var[R - V] = 0
+    assert ppo.explained_variance(returns - 5.0, returns, mask).item() == pytest.approx(1.0)
+    assert ppo.explained_variance(-returns, returns, mask).item() == pytest.approx(1 - 4.0)   # Var[2R] = 4 Var[R]
+    assert torch.isnan(ppo.explained_variance(returns, torch.ones_like(returns), mask))
+
+
+def test_legacy_metric_names_read_back_namespaced(tmp_path):
+    from rlphf_lab.rl.run_folder import _truncate_metrics, read_metrics
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("iteration,reward/score,kl,kl_coef,response_length\n1,0.5,0.1,0.2,40\n2,0.6,0.3,0.2,38\n")
+    assert read_metrics(path)[1] == {"iteration": 2.0, "reward/score": 0.6, "kl/response": 0.3, "kl/coef": 0.2,
+                                     "response/length": 38.0}
+    _truncate_metrics(path, 2)          # a resumed legacy run: the file itself is renamed, no row lost
+    assert path.read_text().splitlines()[0] == "iteration,reward/score,kl/response,kl/coef,response/length"
+    assert len(read_metrics(path)) == 2

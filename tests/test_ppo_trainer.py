@@ -60,11 +60,12 @@ def test_one_iteration_writes_adapter_metrics_provenance_and_calls_back(tmp_path
     assert config["r"] == 16 and config["lora_alpha"] == 32 and set(config["target_modules"]) == {"q_proj", "v_proj"}
     rows = read_metrics(tmp_path)
     assert len(rows) == 1
-    for key in ["reward/score", "reward/P2A", "kl", "kl_coef", "entropy", "response_length", "clipfrac",
-                "value_loss", "approx_kl", "time/generation", "time/reference", "time/policy", "time/other"]:
+    for key in ["reward/score", "reward/P2A", "kl/response", "kl/coef", "policy/entropy", "response/length",
+                "policy/clipfrac", "loss/value", "policy/approx_kl", "value/explained_variance", "time/generation",
+                "time/reference", "time/policy", "time/other"]:
         assert key in rows[0], key
     # at the start LoRA's B is 0, so the policy IS the reference: KL exactly 0 in iteration 1
-    assert rows[0]["kl"] == 0.0
+    assert rows[0]["kl/response"] == 0.0
     record = json.loads((tmp_path / "adapter.provenance.json").read_text())
     assert record["command"] == "pytest" and record["seed"] == 0 and record["iterations"] == 1
 
@@ -254,7 +255,7 @@ def test_smollm2_iteration_and_resume_equal_an_uninterrupted_run(tmp_path):
     assert (tmp_path / "split" / "adapter" / "adapter_model.safetensors").is_file()
     assert (tmp_path / "split" / "adapter.provenance.json").is_file()
     rows = read_metrics(tmp_path / "split")
-    assert rows[0]["kl"] == 0.0 and rows[0]["response_length"] > 0
+    assert rows[0]["kl/response"] == 0.0 and rows[0]["response/length"] > 0
     _trainer(tmp_path / "split", *load_policy(), iterations=4, **kw).train(resume=True)
     # ... equal 4 iterations in one go
     _trainer(tmp_path / "whole", *load_policy(), iterations=4, **kw).train()

@@ -17,13 +17,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 def test_live_plot_records_every_iteration_and_draws_each_panel():
     live = LivePlot(total=3, show=False)
     for i in range(3):
-        live({"iteration": i + 1, "reward/score": 0.1 * i, "kl": 0.5 * i, "response_length": 10 - i})
+        live({"iteration": i + 1, "reward/score": 0.1 * i, "kl/response": 0.5 * i, "response/length": 10 - i})
     assert len(live.history) == 3
-    assert live.series("kl") == ([1, 2, 3], [0.0, 0.5, 1.0])
+    assert live.series("kl/response") == ([1, 2, 3], [0.0, 0.5, 1.0])
     for ax in live.axes:                      # each panel holds one line with all three points
         assert len(ax.lines[0].get_xdata()) == 3
     assert live.png().startswith(b"\x89PNG")
-    live.for_run("other")({"iteration": 1, "reward/score": 2.0, "kl": 0.0, "response_length": 5})
+    live.for_run("other")({"iteration": 1, "reward/score": 2.0, "kl/response": 0.0, "response/length": 5})
     assert live.runs() == [None, "other"] and live.series("reward/score", "other") == ([1], [2.0])
     assert len(live.axes[0].lines) == 2       # one line per run
     with pytest.raises(ValueError, match="at least one"):

@@ -27,3 +27,12 @@ def test_markdown_table():
     md = tables.markdown_table([{"method": "soup", "average": 0.61234}], digits=2)
     assert md.splitlines() == ["| method | average |", "|---|---|", "| soup | 0.61 |"]
     assert tables.markdown_table([]) == ""
+
+
+def test_append_csv_row_keeps_every_value_under_its_own_column(tmp_path):
+    """A row with its keys in another order, or with a new column, must not shift values."""
+    path = tmp_path / "m.csv"
+    tables.append_csv_row(path, {"iteration": 1, "kl": "0.5"})
+    tables.append_csv_row(path, {"kl": "0.25", "iteration": 2})                 # another key order
+    tables.append_csv_row(path, {"iteration": 3, "kl": "0.1", "loss": "2"})     # a new column widens the file
+    assert path.read_text().splitlines() == ["iteration,kl,loss", "1,0.5,", "2,0.25,", "3,0.1,2"]

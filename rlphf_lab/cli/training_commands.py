@@ -103,7 +103,7 @@ def _cmd_train_policy(args) -> int:
     if accelerator.is_main_process and history:
         first, last = history[0], history[-1]
         print(f"{objective.name}: reward {first['reward/score']:.3f} -> {last['reward/score']:.3f}, "
-              f"KL {last['kl']:.2f}, length {first['response_length']:.0f} -> {last['response_length']:.0f} tokens; "
+              f"KL {last['kl/response']:.2f}, length {first['response/length']:.0f} -> {last['response/length']:.0f} tokens; "
               f"adapter in {config.output_dir}/adapter")
     return 0
 

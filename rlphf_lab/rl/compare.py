@@ -21,6 +21,7 @@ from .. import config as lab_config
 from ..feedback import annotators
 from ..rewards.scalarize import weighted_linear
 from ..tables import group_means
+from .run_folder import current_metric_names
 from .trainer import PPOConfig, PPOTrainer
 
 ADAPTERS_DIR = lab_config.ADAPTERS_DIR
@@ -93,7 +94,7 @@ def train_or_load(name: str, objective, config: PPOConfig, prompts: Sequence, *,
     path = shipped_adapter(name, root) if use_shipped else None
     if path is not None:
         record = shipped_record(path)
-        history = [record["final_metrics"]] if record.get("final_metrics") else []
+        history = [current_metric_names(record["final_metrics"])] if record.get("final_metrics") else []
         print(f"{name}: loaded the shipped adapter {path} ({record.get('iterations', '?')} iterations; "
               f"{record.get('command', 'command not recorded')})")
         return TrainedPolicy(name, load_adapter_policy(path), f"shipped: {path}", history,

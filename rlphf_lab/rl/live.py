@@ -16,14 +16,14 @@ from typing import Sequence
 
 # (metrics key, panel title): PPOTrainer's metric names
 DEFAULT_PANELS = (("reward/score", "reward (reward model, scalarized)"),
-                  ("kl", "KL to the reference (nats / response)"),
-                  ("response_length", "response length (tokens)"))
+                  ("kl/response", "KL to the reference (nats / response)"),
+                  ("response/length", "response length (tokens)"))
 
 
 class LivePlot:
     """A PPOTrainer callback: one panel per metric, redrawn after every iteration.
 
-    panels: (key, title) pairs, keys from the trainer's metrics (e.g. "reward/P2A", "eos_fraction").
+    panels: (key, title) pairs, keys from the trainer's metrics (e.g. "reward/P2A", "response/eos_fraction").
     total: the number of iterations, to fix the x axis from the start. show=False: only keep the
     history and draw the figure (tests, scripts).
     """
@@ -33,7 +33,7 @@ class LivePlot:
         from matplotlib.figure import Figure
 
         if not panels:
-            raise ValueError("LivePlot needs at least one (metric key, title) panel, e.g. ('kl', 'KL').")
+            raise ValueError("LivePlot needs at least one (metric key, title) panel, e.g. ('kl/response', 'KL').")
         self.panels, self.total, self.title, self.show = list(panels), total, title, show
         self.history: list[dict] = []
         self.figure = Figure(figsize=(3.6 * len(self.panels), 2.8))
@@ -73,7 +73,7 @@ class LivePlot:
                 ax.plot(xs, ys, "-o", markersize=3, label=run)
             if len(self.runs()) > 1 and ax is self.axes[0]:
                 ax.legend(fontsize=7)
-            if key == "kl":
+            if key.startswith("kl/"):
                 ax.axhline(0, color="k", linewidth=0.6)
             ax.set_title(title, fontsize=9)
             ax.set_xlabel("PPO iteration", fontsize=8)

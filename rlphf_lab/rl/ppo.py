@@ -218,6 +218,22 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
     return loss, {"vf_clipfrac": vf_clipfrac}
 
 
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """How much of the returns' variance the value head predicts, over real tokens (CleanRL's explained_var).
+
+    All inputs (B, T). 1: V(s_t) predicts R_t; 0: no better than the mean return; < 0: worse.
+    NaN when the returns do not vary.
+    """
+    with torch.no_grad():
+        returns, values = returns.float(), values.float()
+        # EV = 1 - Var[R - V] / Var[R]          (population variances, as np.var in CleanRL)
+        var_returns = masked_var(returns, mask, unbiased=False)
+        if var_returns == 0:
+            return torch.tensor(float("nan"))
+        return 1.0 - masked_var(returns - values, mask, unbiased=False) / var_returns
+
+
 # --------------------------------------------------------------------------------------------
 # The KL coefficient beta, and running reward statistics
 # --------------------------------------------------------------------------------------------

@@ -89,8 +89,9 @@ def _truncate_metrics(path: Path, iteration: int) -> None:
         return
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    keep = [row for row in rows if int(row["iteration"]) <= iteration]
-    if len(keep) == len(rows):
+    keep = [current_metric_names(row) for row in rows if int(row["iteration"]) <= iteration]
+    legacy = any(k in LEGACY_METRIC_NAMES for k in (rows[0] if rows else {}))
+    if len(keep) == len(rows) and not legacy:      # (a run from before the names were namespaced is renamed)
         return
     tmp = partial_path(path)
     tmp.unlink(missing_ok=True)
@@ -101,10 +102,22 @@ def _truncate_metrics(path: Path, iteration: int) -> None:
     replace_with(tmp, path)
 
 
+# metrics.csv files written before the metrics were namespaced used these names
+LEGACY_METRIC_NAMES = {"kl": "kl/response", "kl_coef": "kl/coef", "entropy": "policy/entropy",
+                       "approx_kl": "policy/approx_kl", "clipfrac": "policy/clipfrac", "vf_clipfrac": "value/clipfrac",
+                       "policy_loss": "loss/policy", "value_loss": "loss/value", "response_length": "response/length",
+                       "eos_fraction": "response/eos_fraction"}
+
+
+def current_metric_names(row: dict) -> dict:
+    """A metrics row with legacy names (LEGACY_METRIC_NAMES) renamed; current names pass unchanged."""
+    return {LEGACY_METRIC_NAMES.get(k, k): v for k, v in row.items()}
+
+
 def read_metrics(path: str | Path) -> list[dict]:
-    """The rows of a metrics.csv (or of output_dir/metrics.csv) as dicts of floats."""
+    """The rows of a metrics.csv (or of output_dir/metrics.csv) as dicts of floats, current names."""
     path = Path(path)
     if path.is_dir():
         path = path / METRICS_FILE
     with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+        return [current_metric_names({k: float(v) for k, v in row.items() if v != ""}) for row in csv.DictReader(f)]

@@ -263,6 +263,9 @@ class PPOTrainer(HeldOutEvaluation, Checkpointing):
 
         with _timed(timer, "policy", self.device):
             stats = self.ppo_update(r, advantages, returns, iteration)
+        # how well V_old predicted the returns it was trained towards (the mean over processes)
+        explained = ppo.explained_variance(r.values, returns, r.mask).to(self.device)
+        stats["value/explained_variance"] = self.accelerator.reduce(explained, reduction="mean").item()
 
         # KL per response, averaged over all processes, drives beta
         kl_per_response = self.accelerator.gather(kl.sum(dim=1))
@@ -294,7 +297,9 @@ class PPOTrainer(HeldOutEvaluation, Checkpointing):
                     self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
                 self.optimizer.zero_grad()
-                step = {"policy_loss": pg_loss.detach(), "value_loss": vf_loss.detach(), **pg_stats, **vf_stats}
+                step = {"loss/policy": pg_loss.detach(), "loss/value": vf_loss.detach(),
+                        "policy/approx_kl": pg_stats["approx_kl"], "policy/clipfrac": pg_stats["clipfrac"],
+                        "value/clipfrac": vf_stats["vf_clipfrac"]}
                 for k, v in step.items():
                     totals[k] = totals.get(k, 0.0) + float(v)
                 n += 1
@@ -303,6 +308,8 @@ class PPOTrainer(HeldOutEvaluation, Checkpointing):
         return dict(zip(sorted(totals), means.tolist()))
 
     def _metrics(self, iteration, r: Rollout, scores, rewards, kl_per_response, kl_coef, stats, timer) -> dict:
+        """One row of metrics.csv, namespaced: reward/, kl/, policy/, value/, loss/, response/, time/
+        (and eval/ on evaluation iterations, rl/heldout.py)."""
         gather = self.accelerator.gather
         raw = gather(r.rewards)                                       # (B, K)
         names = self.reward_names or [f"reward_{k}" for k in range(raw.shape[1])]
@@ -313,11 +320,11 @@ class PPOTrainer(HeldOutEvaluation, Checkpointing):
              **{f"reward/{name}": raw[:, k].mean().item() for k, name in enumerate(names)},
              "reward/normalized": gather(scores).mean().item(),       # after normalisation and EOS penalty
              "reward/total": gather(rewards.sum(dim=1)).mean().item(),  # score - beta KL, per response
-             "kl": kl_per_response.mean().item(),
-             "kl_coef": kl_coef,
-             "entropy": gather(token_entropy).mean().item(),
-             "response_length": lengths.float().mean().item(),
-             "eos_fraction": gather(r.has_eos.float()).mean().item(),
+             "kl/response": kl_per_response.mean().item(),              # KL(pi || pi_ref) per response, nats
+             "kl/coef": kl_coef,                                        # beta used in this iteration
+             "policy/entropy": gather(token_entropy).mean().item(),     # per token, at temperature tau
+             "response/length": lengths.float().mean().item(),         # tokens, the EOS included
+             "response/eos_fraction": gather(r.has_eos.float()).mean().item(),
              **stats}
         # the slowest process sets the pace
         times = torch.tensor([timer.get(p, 0.0) for p in (*PHASES, "other", "total")], device=self.device)
@@ -382,7 +389,7 @@ class PPOTrainer(HeldOutEvaluation, Checkpointing):
                 due = self.iteration % cfg.eval_every == 0 or self.iteration == cfg.iterations
                 metrics.update(self.evaluate() if due else dict.fromkeys(EVAL_KEYS, ""))
             self.history.append(metrics)
-            bar.set_postfix(reward=f"{metrics['reward/score']:.3f}", kl=f"{metrics['kl']:.2f}")
+            bar.set_postfix(reward=f"{metrics['reward/score']:.3f}", kl=f"{metrics['kl/response']:.2f}")
             if self.accelerator.is_main_process:
                 _append_metrics(self.output_dir / METRICS_FILE, metrics)
                 if self.callback is not None:
