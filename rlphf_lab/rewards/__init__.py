@@ -1,5 +1,15 @@
 """Reward models: the Bradley-Terry loss, MORLAIF scalarization of several rewards into one,
-and Reward Feature Models that adapt to a new rater from a few labelled pairs."""
+and Reward Feature Models that adapt to a new rater from a few labelled pairs.
+
+    losses        the Bradley-Terry loss, and the logistic regression it becomes for a linear reward
+    features      frozen backbone features of (instruction, response), cached on disk
+    reward_model  one Bradley-Terry reward model per side, two back ends behind one interface
+    train         train and evaluate the six per-side reward models from the shipped feedback
+    scalarize     MORLAIF scalarizers: K per-objective rewards -> one PPO reward
+    rfm           Reward Feature Models: shared features phi_theta, one weight vector per rater
+    personalize   notebook 03's experiments (a package: rater_sets, splits, experiment, new_user,
+                  dimension_weights, your_weights); import it as rlphf_lab.rewards.personalize
+"""
 from .losses import bradley_terry_loss, fit_logistic
 from .reward_model import (RewardModel, RewardScorer, load_reward_model, load_reward_models,
                            load_reward_scorer)
