@@ -5,6 +5,13 @@ Modules, in the order of the story:
     preferences  the preference sides P1A..P3B, their prompts and combinations
     models       load SmolLM2-135M-Instruct offline; batched and streamed generation
     data         prompts, feedback stores, datasets
+    feedback     candidate answers, simulated annotators, the AI judge, labelled pairs
+    rewards      reward models, scalarization, Reward Feature Models and personalisation
+    rl           PPO with LoRA, single- and multi-objective
+    soups        Personalized Soups: mixing the per-side LoRA policies
+    evaluate     win rates of every method over the 8 combinations (a package; `from rlphf_lab import evaluate as E`)
+    tables, plots, display, widgets, exercises, tour   what the notebooks show and check
+    cli          the `rlphf-lab` command line (the long jobs)
 """
 from .config import is_quick, pick, set_seed
 from .models import generate, load_policy, stream_generate

@@ -1,0 +1,118 @@
+"""The methods compared, and every method's answer to every eval prompt (the slow part, on a GPU).
+
+Each method is an adapter (or none) and whether its input carries the combination's preference
+prompt (METHOD_SPEC). The base model gets every adapter it needs loaded once; a method is then
+chosen by the adapters' scales (one adapter at weight 1, or the combination's soup at 1/3 each).
+
+    rows = generate_responses(model, tokenizer, adapters_dir, prompts)
+    row  = {prompt_id, instruction, method, combination ("" for methods that ignore it), response}
+"""
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Sequence
+
+from ..preferences import SIDES, apply_preference, combinations, parse_combination
+
+METHODS = ("prompting", "rlhf", "multitask", "prompted-morl", "soup")
+BASELINE = "vanilla"
+# which adapter a method uses, and whether its input carries the combination's preference prompt
+METHOD_SPEC = {
+    "vanilla": (None, False),
+    "prompting": (None, True),
+    "rlhf": ("rlhf", False),
+    "multitask": ("multitask", True),
+    "prompted-morl": ("prompted-morl", True),
+    "morlaif": ("morlaif", False),
+    "soup": ("soup", False),
+}
+SIDE_ADAPTERS = tuple(SIDES)
+METHOD_SPEC.update({side: (side, False) for side in SIDE_ADAPTERS})   # one side's adapter alone
+# answered too, for the score and length tables (not a method for every combination)
+EXTRA_METHODS = ("morlaif", *SIDE_ADAPTERS)
+
+
+def _needed_adapters(methods: Sequence[str]) -> list[str]:
+    """The adapter names the methods use, in a fixed order (the six sides for the soup)."""
+    names = set()
+    for m in methods:
+        adapter, _ = METHOD_SPEC[m]
+        names.update(SIDE_ADAPTERS if adapter == "soup" else [adapter] if adapter else [])
+    return [n for n in (*SIDE_ADAPTERS, "rlhf", "multitask", "prompted-morl", "morlaif") if n in names]
+
+
+def available_methods(adapters_dir: str | Path, methods: Sequence[str] = METHODS) -> list[str]:
+    """The methods whose adapters are in adapters_dir/<name>/adapter (vanilla and prompting need none)."""
+    from ..soups import shipped_adapter_dirs
+
+    found = shipped_adapter_dirs(_needed_adapters(methods), adapters_dir)
+    return [m for m in methods if all(n in found for n in _needed_adapters([m]))]
+
+
+def load_evaluation_model(model, adapters_dir: str | Path, methods: Sequence[str]):
+    """The base model with every adapter the methods need loaded once (soups switch by scales)."""
+    from ..soups import load_adapters, shipped_adapter_dirs
+
+    names = _needed_adapters(methods)
+    if not names:
+        return model
+    if hasattr(model, "peft_config"):
+        raise ValueError("load_evaluation_model wants the base model, and this one already has adapters; "
+                         "load a fresh one with rlphf_lab.load_policy().")
+    found = shipped_adapter_dirs(names, adapters_dir)
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise ValueError(f"No trained adapters for {missing} in {adapters_dir}; train them with `make artifacts` "
+                         f"or leave their methods out (available_methods lists what can run).")
+    return load_adapters(model, found)
+
+
+def _select(model, method: str, combo: str) -> None:
+    """Point the loaded model at one method: one adapter at weight 1, or the combination's soup."""
+    from ..soups import set_soup_weights
+
+    adapter, _ = METHOD_SPEC[method]
+    if adapter == "soup":
+        set_soup_weights(model, {p.code: 1.0 for p in parse_combination(combo)})      # 1/3 each
+    elif adapter:
+        set_soup_weights(model, {adapter: 1.0})
+
+
+def generate_responses(model, tokenizer, adapters_dir: str | Path, prompts: list[dict], *,
+                       combos: Sequence[str] | None = None, methods: Sequence[str] = METHODS,
+                       max_new_tokens: int = 128, seed: int = 0, batch_size: int = 64,
+                       progress: bool = True) -> list[dict]:
+    """Every method's answer to every prompt, per combination where the method depends on it.
+
+    `model` is the base model (its adapters get loaded here). Returns rows {prompt_id, instruction,
+    method, combination ("" for methods that ignore it), response}. Seeded: the same seed gives
+    every method the same sampling noise stream per batch.
+    """
+    from ..models import generate
+
+    combos = list(combos or combinations())
+    methods = [BASELINE] + [m for m in methods if m != BASELINE]
+    peft_model = load_evaluation_model(model, adapters_dir, methods)
+    instructions = [p["instruction"] for p in prompts]
+    rows = []
+    for method in methods:
+        adapter, prompted = METHOD_SPEC[method]
+        per_combo = prompted or adapter == "soup"
+        for combo in (combos if per_combo else [""]):
+            start = time.perf_counter()
+            inputs = [apply_preference(x, combo) if prompted else x for x in instructions]
+            if adapter:
+                _select(peft_model, method, combo)
+            # no adapter (vanilla, prompting): the base model, with the loaded adapters switched off
+            off = peft_model.disable_adapter() if adapter is None and peft_model is not model else nullcontext()
+            with off:
+                answers = generate(peft_model, tokenizer, inputs, max_new_tokens=max_new_tokens, seed=seed,
+                                   batch_size=batch_size)
+            rows += [{"prompt_id": p["id"], "instruction": p["instruction"], "method": method, "combination": combo,
+                      "response": a} for p, a in zip(prompts, answers)]
+            if progress:
+                print(f"{method:14s} {combo or '(any)':12s} {len(answers)} answers in {time.perf_counter() - start:.1f} s",
+                      flush=True)
+    return rows
