@@ -28,7 +28,7 @@ ITERS=${ITERS:-250}
 SAVE_EVERY=${SAVE_EVERY:-10}
 EVAL_EVERY=${EVAL_EVERY:-25}
 PPO="--reward rm --iterations $ITERS --batch-size ${BATCH:-8} --mini-batch-size ${MINI:-4} --ppo-epochs ${EPOCHS:-2} \
---max-new-tokens ${NEW_TOKENS:-128} --learning-rate ${LR:-3e-4} --init-kl-coef ${KL:-0.05} --target-kl ${TARGET_KL:-6} \
+--max-new-tokens ${NEW_TOKENS:-128} --learning-rate ${LR:-3e-4} --init-kl-coef ${KL:-0.05} --kl-target ${TARGET_KL:-6} \
 --missing-eos-penalty ${EOS_PENALTY:-1.0} --seed 0 --save-every $SAVE_EVERY --eval-every $EVAL_EVERY --resume"
 RUNS=(
   "P2A|train-policy --preference P2A $PPO"

@@ -37,7 +37,7 @@ OUT = REPO / "data" / "sweeps"
 # The KL horizon is fixed at the one fitted to a 2,000-rollout run (ppo.horizon_for_run(2000) = 200),
 # so a sweep run can be continued (--resume --iterations 250) into a full run with the same numbers.
 SHARED = ["--reward", "rm", "--seed", "0", "--batch-size", "8", "--mini-batch-size", "4", "--max-new-tokens", "128",
-          "--init-kl-coef", "0.05", "--target-kl", "6", "--kl-horizon", "200", "--missing-eos-penalty", "1.0"]
+          "--init-kl-coef", "0.05", "--kl-target", "6", "--kl-horizon", "200", "--missing-eos-penalty", "1.0"]
 # What the sweep varies (each a list of train-policy options).
 SETTINGS = {
     "lr3e-4": ["--learning-rate", "3e-4", "--ppo-epochs", "2"],     # the previous shipped settings, new EOS / KL / fp32

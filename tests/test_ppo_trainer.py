@@ -148,7 +148,7 @@ def test_ppo_raises_a_simple_reward(tmp_path):
 
     config = PPOConfig(output_dir=str(tmp_path), iterations=20, batch_size=16, mini_batch_size=8, max_new_tokens=8,
                        learning_rate=1e-2, temperature=1.0, missing_eos_penalty=None,
-                       adaptive_kl=False, init_kl_coef=0.2,    # a fixed KL price: this test is about the reward
+                       adap_kl_ctrl=False, init_kl_coef=0.2,    # a fixed KL price: this test is about the reward
                        lora_target_modules=["q_proj", "v_proj", "lm_head"])
     history = PPOTrainer(config, tiny_llama(), tiny_tokenizer(), PROMPTS, reward_fn).train()
     first = sum(m["reward/score"] for m in history[:5]) / 5

@@ -305,6 +305,20 @@ def test_a_config_field_the_checkpoint_does_not_know_is_compared_at_its_default(
     _trainer(run, iterations=3).train(resume=True)                         # the default: fine
 
 
+def test_a_checkpoint_with_the_old_setting_names_is_checked_under_the_new_ones(tmp_path, finished_run):
+    """Checkpoints written before PPOConfig took TRL's names (target_kl -> target, adaptive_kl ->
+    adap_kl_ctrl) still resume, and still refuse another KL target."""
+    run = _copy(finished_run, tmp_path)
+    state_file = run / "checkpoints" / "iteration-00002" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    for old, new in (("target_kl", "target"), ("adaptive_kl", "adap_kl_ctrl")):
+        state["settings"][old] = state["settings"].pop(new)
+    state["settings"]["target_kl"] = 3.0                       # that old run aimed at 3 nats
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(ValueError, match="target: 3.0 in the checkpoint, 6.0 now"):
+        _trainer(run, iterations=3).train(resume=True)
+    _trainer(run, iterations=3, target=3.0).train(resume=True)
+
 def test_resume_may_extend_a_run_and_records_every_command(tmp_path, finished_run):
     run = _copy(finished_run, tmp_path)
     with pytest.raises(ValueError, match="it has 2 iterations done already; pass iterations >= 2"):
@@ -405,7 +419,7 @@ BAD_OPTIONS = [   # argv, what the one line must name (the probes of issue 17)
     (["train-policy", "--preference", "P2A", "--ppo-epochs", "0"], "--ppo-epochs: must be a whole number >= 1, got 0"),
     (["train-policy", "--preference", "P2A", "--learning-rate", "nan"], "--learning-rate: must be a finite number > 0"),
     (["train-policy", "--preference", "P2A", "--learning-rate", "0"], "--learning-rate: must be a finite number > 0"),
-    (["train-policy", "--preference", "P2A", "--target-kl", "-1"], "--target-kl: must be a finite number > 0"),
+    (["train-policy", "--preference", "P2A", "--kl-target", "-1"], "--kl-target/--target-kl: must be a finite number > 0"),
     (["train-policy", "--preference", "P2A", "--kl-horizon", "0"], "--kl-horizon: must be a whole number >= 1"),
     (["train-policy", "--preference", "P2A", "--missing-eos-penalty", "inf"], "--missing-eos-penalty: must be a finite"),
     (["train-policy", "--preference", "P2A", "--eval-every", "-1"], "--eval-every: must be a whole number >= 0"),

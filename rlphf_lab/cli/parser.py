@@ -159,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=COUNT, default=None, help="quick mode: 16, else 64")
     p.add_argument("--learning-rate", type=RATE, default=1e-4)
     p.add_argument("--init-kl-coef", type=real(low=0), default=0.2)
-    p.add_argument("--target-kl", type=RATE, default=6.0, help="KL per answer (nats) the adaptive controller aims at")
+    p.add_argument("--kl-target", "--target-kl", dest="kl_target", type=RATE, default=6.0,
+                   help="KL per answer (nats) the adaptive controller aims at (PPOConfig.target; --target-kl: old name)")
     p.add_argument("--kl-horizon", type=COUNT, default=None,
                    help="adaptive KL horizon in samples (default: fitted to the run, iterations x batch / 10)")
     p.add_argument("--missing-eos-penalty", type=real(low=0), default=1.0,

@@ -75,7 +75,7 @@ def _cmd_train_policy(args) -> int:
                        ppo_epochs=args.ppo_epochs, max_new_tokens=sized(args.max_new_tokens, 16, 64),
                        learning_rate=args.learning_rate, init_kl_coef=args.init_kl_coef, seed=args.seed,
                        save_every=args.save_every, reward_weights=checked.reward_weights,
-                       missing_eos_penalty=args.missing_eos_penalty, target_kl=args.target_kl,
+                       missing_eos_penalty=args.missing_eos_penalty, target=args.kl_target,
                        horizon=args.kl_horizon, eval_every=args.eval_every)
     if not (args.resume and checkpoint_folders(out)):     # a resume with a checkpoint is checked by the trainer
         check_fresh_start(out, overwrite=args.overwrite, resume=args.resume)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .ppo_config import PPOConfig
+from .ppo_config import LEGACY_CONFIG_NAMES, PPOConfig
 from .rollout import as_query
 from .run_folder import ADAPTER_DIR, CHECKPOINT_DIR, METRICS_FILE, REPLACED_DIR, VALUE_HEAD_FILE, checkpoint_folders
 
@@ -117,9 +117,10 @@ class Checkpointing:
                  for f in fields(PPOConfig) if f.name not in RESUMABLE_SETTINGS
                  and (f.default is not MISSING or f.default_factory is not MISSING)}
         if "settings" in state:
-            saved.update(state["settings"])
+            saved.update({LEGACY_CONFIG_NAMES.get(k, k): v for k, v in state["settings"].items()})
         else:                               # a checkpoint from before settings were recorded
-            saved.update({k: v for k, v in state.get("config", {}).items() if k not in RESUMABLE_SETTINGS})
+            saved.update({LEGACY_CONFIG_NAMES.get(k, k): v for k, v in state.get("config", {}).items()
+                          if k not in RESUMABLE_SETTINGS})
             saved["horizon"] = state.get("kl_controller", {}).get("horizon", saved.get("horizon"))
         now = self.run_settings()
         differ = [k for k in now if k in saved and saved[k] != now[k]]

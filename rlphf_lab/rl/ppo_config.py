@@ -1,7 +1,18 @@
-"""PPOConfig: every setting of a PPO run, with TRL's names where the concept is TRL's."""
+"""PPOConfig: every setting of a PPO run, with TRL's names where the concept is TRL's.
+
+The names are TRL 0.x's PPOConfig (the last TRL with this PPO): ppo_epochs, mini_batch_size,
+init_kl_coef, adap_kl_ctrl, target, horizon, cliprange, cliprange_value, vf_coef, gamma, lam,
+whiten_rewards. Note that `target` is the adaptive controller's KL target (Ziegler et al.); TRL 0.x
+and CleanRL use `target_kl` for something else (stop an update early past that KL), which this
+trainer does not do. missing_eos_penalty is TRL's RLOO/GRPO name.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+
+# names these settings had before they followed TRL (read from old checkpoints and records)
+LEGACY_CONFIG_NAMES = {"adaptive_kl": "adap_kl_ctrl", "target_kl": "target"}
 
 
 @dataclass
@@ -21,8 +32,8 @@ class PPOConfig:
     lam: float = 0.95                    # GAE lambda
     max_grad_norm: float | None = 1.0    # gradient clipping (None: off)
     init_kl_coef: float = 0.2            # beta_0
-    adaptive_kl: bool = True             # adapt beta towards target_kl (else fixed)
-    target_kl: float = 6.0               # KL target per response, nats
+    adap_kl_ctrl: bool = True            # adapt beta towards `target` (else beta stays init_kl_coef)
+    target: float = 6.0                  # the adaptive controller's KL target per response, nats
     horizon: int | None = None           # K_beta of the adaptive controller, in samples (None: fit to the run,
                                          #   ppo.horizon_for_run(iterations * batch_size): beta can move ~7x)
     temperature: float = 0.7             # sampling temperature, also applied to the log-probs

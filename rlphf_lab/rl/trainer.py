@@ -97,9 +97,9 @@ class PPOTrainer(HeldOutEvaluation, Checkpointing):
         self.model, self.optimizer = self.accelerator.prepare(module, optimizer)
         self.device = self.accelerator.device
 
-        if config.adaptive_kl:
+        if config.adap_kl_ctrl:
             horizon = config.horizon or ppo.horizon_for_run(config.iterations * config.batch_size)
-            self.kl_ctl = ppo.AdaptiveKLController(config.init_kl_coef, config.target_kl, horizon)
+            self.kl_ctl = ppo.AdaptiveKLController(config.init_kl_coef, config.target, horizon)
         else:
             self.kl_ctl = ppo.FixedKLController(config.init_kl_coef)
         self.reward_stats = ppo.RunningMoments()
