@@ -284,3 +284,14 @@ def test_accelerate_launch_with_two_cpu_processes(tmp_path):
     assert len(rows) == 1                                   # written once, by the main process
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     assert (out / "checkpoints" / "iteration-00001" / "rng_state_1.pt").is_file()   # one per process
+
+
+def test_generation_leaves_the_shared_tokenizer_and_the_global_rng_as_they_were(tmp_path):
+    tok = tiny_tokenizer()
+    tok.padding_side = "right"                      # what a notebook's own cell may have set
+    trainer = _trainer(tmp_path, tok=tok)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    trainer.generate([Query("Say hi.", "Say hi."), Query("Name a long fruit please.", "x")], seed=3)
+    assert tok.padding_side == "right"
+    assert torch.equal(torch.get_rng_state(), state)

@@ -292,3 +292,18 @@ def test_bf16_fold_is_within_bf16_rounding(adapter_dirs, one_thread):
     assert gap < 0.1 * base_gap                          # far closer to the live soup than the base model is
     soups.unfold_soup(model)
     assert_weights_equal(model, originals)
+
+
+def test_a_retrained_or_reloaded_adapter_is_folded_with_its_new_factors(soup):
+    """The fold copies each adapter's A and B once; changing them in place (an optimizer step,
+    load_state_dict) or loading them again must not fold the stale copies."""
+    weights = {"P1A": 0.5, "P2A": 0.5}
+    soups.fold_soup_weights(soup, weights)
+    soups.unfold_soup(soup)
+    with torch.no_grad():
+        for module in soup.modules():
+            if hasattr(module, "lora_B") and "P1A" in module.lora_B:
+                module.lora_B["P1A"].weight.mul_(3.0)
+    expected = live_logits(soup, weights)
+    soups.fold_soup_weights(soup, weights)
+    assert torch.allclose(logits(soup), expected, atol=ATOL, rtol=RTOL)

@@ -400,3 +400,19 @@ def test_the_shipped_side_adapters_load_as_a_soup_without_training(one_thread):
     verbose = soups.score_soup_answers(model, tok, prompts, weights={"P2B": 1.0}, max_new_tokens=96)
     words = lambda rows: sum(len(r["response"].split()) for r in rows)
     assert words(concise) < words(verbose)
+
+
+def test_an_adapter_loaded_again_with_another_alpha_gets_its_new_scale(tmp_path, one_thread):
+    """The soup's cached (layer, adapter, scale) list is rebuilt when an adapter's r or alpha changes,
+    not only when the names do."""
+    from tiny_models import tiny_llama
+
+    first = soups.random_lora_adapters(tiny_llama(), ["P1A"], tmp_path / "a", r=8, lora_alpha=16, std=0.1, seed=1)
+    again = soups.random_lora_adapters(tiny_llama(), ["P1A"], tmp_path / "b", r=8, lora_alpha=64, std=0.1, seed=1)
+    model = soups.load_adapters(tiny_llama(), first)
+    soups.set_soup_weights(model, {"P1A": 1.0})
+    model.delete_adapter("P1A")
+    model.load_adapter(str(again["P1A"]), adapter_name="P1A")
+    soups.set_soup_weights(model, {"P1A": 1.0})
+    scales = {layer.scaling["P1A"] for layer, name, _ in soups.soup_state(model).layers}
+    assert scales == {64 / 8}

@@ -91,6 +91,7 @@ def generate_responses(model, tokenizer, adapters_dir: str | Path, prompts: list
     every method the same sampling noise stream per batch.
     """
     from ..models import generate
+    from ..soups import model_lock
 
     combos = list(combos or combinations())
     methods = [BASELINE] + [m for m in methods if m != BASELINE]
@@ -103,11 +104,11 @@ def generate_responses(model, tokenizer, adapters_dir: str | Path, prompts: list
         for combo in (combos if per_combo else [""]):
             start = time.perf_counter()
             inputs = [apply_preference(x, combo) if prompted else x for x in instructions]
-            if adapter:
-                _select(peft_model, method, combo)
             # no adapter (vanilla, prompting): the base model, with the loaded adapters switched off
             off = peft_model.disable_adapter() if adapter is None and peft_model is not model else nullcontext()
-            with off:
+            with model_lock(peft_model), off:         # no widget re-mixes the model between select and generate
+                if adapter:
+                    _select(peft_model, method, combo)
                 answers = generate(peft_model, tokenizer, inputs, max_new_tokens=max_new_tokens, seed=seed,
                                    batch_size=batch_size)
             rows += [{"prompt_id": p["id"], "instruction": p["instruction"], "method": method, "combination": combo,

@@ -147,11 +147,15 @@ class PPOTrainer(HeldOutEvaluation, Checkpointing):
         """Sample one response per query: prompt + response ids (B, P+T), the prompt's attention
         mask (B, P), and the response ids (B, T). The adapter is off for reference samples."""
         texts = [format_chat(self.tokenizer, q.prompt) for q in queries]
-        self.tokenizer.padding_side = "left"              # generation continues from the right edge
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        # left padding: generation continues from the right edge (for this call; the tokenizer is shared)
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, padding_side="left",
+                             add_special_tokens=False).to(self.device)
         policy = self.unwrapped.policy
-        torch.manual_seed(seed)
-        with policy.disable_adapter() if not use_adapter else nullcontext():
+        # HF generate samples from the global RNG: seed it for this call, then give the caller's state back
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), \
+                (policy.disable_adapter() if not use_adapter else nullcontext()):
+            torch.manual_seed(seed)
             out = policy.generate(**enc, max_new_tokens=self.config.max_new_tokens, do_sample=True,
                                   temperature=self.config.temperature, top_k=0, top_p=1.0,
                                   pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id)

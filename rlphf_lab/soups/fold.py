@@ -73,6 +73,8 @@ class FoldState:
     key: tuple                              # the adapter names the factors were stacked for
     layers: list                            # [FoldLayer]
     scratch: torch.Tensor                   # one fp32 buffer of the largest (out * in), reused by every layer
+    factors: tuple = ()                     # (id, version) of every LoRA A and B copied: a reloaded or
+                                            #   retrained adapter changes it, and the copies are rebuilt
     folded: bool = False                    # True while W_soup is written into the base weights
     weights: dict = field(default_factory=dict)   # the weights folded in (after normalisation)
 
@@ -87,6 +89,16 @@ def _check_layer(layer, module_name: str) -> None:
                          f"Use the live soup (`set_soup_weights`).")
 
 
+def _factor_versions(state) -> tuple:
+    """(id, in-place version) of every LoRA factor: new tensors (a reloaded adapter) or tensors changed
+    in place (an optimizer step, load_state_dict) give another tuple."""
+    out = []
+    for layer, name, _ in state.layers:
+        for w in (layer.lora_A[name].weight, layer.lora_B[name].weight):
+            out.append((id(w), w._version))
+    return tuple(out)
+
+
 def fold_state(model) -> FoldState:
     """The saved originals and stacked factors; rebuilt only when adapters are added or deleted.
 
@@ -95,7 +107,8 @@ def fold_state(model) -> FoldState:
     """
     state = soup_state(model)
     fold = model.__dict__.get("_soup_fold")
-    if fold is not None and fold.key == state.key:
+    factors = _factor_versions(state)
+    if fold is not None and fold.key == state.key and fold.factors == factors:
         return fold
     saved = {id(fl.weight): fl.original for fl in fold.layers} if fold is not None else {}
     by_layer: dict[int, list] = {}
@@ -123,7 +136,7 @@ def fold_state(model) -> FoldState:
                                     B=torch.cat(Bs, dim=1).contiguous(), A=torch.cat(As, dim=0).contiguous()))
             largest = max(largest, weight.numel())
     device = layers[0].weight.device if layers else "cpu"
-    new = FoldState(key=state.key, layers=layers, scratch=torch.empty(largest, dtype=torch.float32, device=device))
+    new = FoldState(key=state.key, factors=factors, layers=layers, scratch=torch.empty(largest, dtype=torch.float32, device=device))
     if fold is not None:
         new.folded, new.weights = fold.folded, fold.weights
     model.__dict__["_soup_fold"] = new

@@ -16,12 +16,11 @@ from typing import Iterator, Sequence
 
 
 @dataclass
-
-
 class SoupState:
     """What `set_soup_weights` needs, computed once per set of loaded adapters."""
     key: tuple                              # the adapter names this list was built for
     layers: list                            # [(lora_layer, adapter_name, base_scale)], base_scale = alpha/r
+    layout: tuple = ()                      # and their (r, alpha, rsLoRA, target modules): the scales depend on them
     active: tuple = ()                      # adapters active in the forward pass now
     weights: dict = field(default_factory=dict)   # the current weights (after normalisation)
 
@@ -40,14 +39,17 @@ def soup_state(model) -> SoupState:
     config = getattr(model, "peft_config", None)
     if not config:
         raise ValueError("This model has no LoRA adapters; load some with `load_adapters(model, {...})`.")
+    # rebuilt when the names or the layout change: an adapter deleted and loaded again under its name
+    # with another r or alpha must not keep its old scale
     key = tuple(config)
+    layout = tuple((c.r, c.lora_alpha, bool(c.use_rslora), str(sorted(c.target_modules or []))) for c in config.values())
     state = model.__dict__.get("_soup_state")
-    if state is not None and state.key == key:
+    if state is not None and state.key == key and state.layout == layout:
         return state
     layers = [(module, name, _base_scale(module, name))
               for module in model.modules() if isinstance(module, LoraLayer)
               for name in module.lora_A]
-    new = SoupState(key=key, layers=layers)
+    new = SoupState(key=key, layers=layers, layout=layout)
     if state is not None:   # keep the weights of adapters that are still there
         new.weights = {n: w for n, w in state.weights.items() if n in key}
     model.__dict__["_soup_state"] = new
@@ -103,33 +105,33 @@ def set_soup_weights(model, weights: dict[str, float], normalize: bool = True) -
     normalize=True (default): the weights are divided by their sum, a convex mixture -- the paper's
         "average" of the chosen adapters ({"P1A": 1, "P2B": 1} -> 1/2 each).
     normalize=False: the weights are used as given ({"P2B": 2.0} doubles that adapter's delta).
-    Returns the weights applied (all loaded adapters, zeros included).
+    Returns the weights applied (all loaded adapters, zeros included). Holds model_lock(model) while
+    it changes the mix, so it waits for a generation running in another thread (a widget's).
     """
-    state = soup_state(model)
-    w = check_weights(weights, state.key, normalize)
-    fold = model.__dict__.get("_soup_fold")
-    if fold is not None and fold.folded:
-        # A folded model (soups.fold) holds a soup in its base weights: copy the originals back first
-        # (exact), then the scales below make it the live soup at the new weights.
-        from .fold import unfold_soup
-        unfold_soup(model)
-    active = tuple(name for name in state.key if name in w)
-    if active != state.active:
-        # All named adapters take part in every forward pass; inference_mode keeps them frozen.
-        model.base_model.set_adapter(list(active), inference_mode=True)
-        state.active = active
-    for layer, name, _ in state.layers:
-        # scale_i = w_i * alpha_i / r_i, so the layer adds sum_i w_i s_i B_i A_i x. PEFT's set_scale
-        # computes (w_i * alpha_i) / r_i: for r a power of two (every adapter of the lab: r = 8, 16) that
-        # is the same double as w_i * (alpha_i / r_i), since dividing by 2^k rounds nothing.
-        layer.set_scale(name, w.get(name, 0.0))
-    state.weights = {name: w.get(name, 0.0) for name in state.key}
-    return dict(state.weights)
+    with model_lock(model):       # never while another thread generates with the model (a widget)
+        state = soup_state(model)
+        w = check_weights(weights, state.key, normalize)
+        fold = model.__dict__.get("_soup_fold")
+        if fold is not None and fold.folded:
+            # A folded model (soups.fold) holds a soup in its base weights: copy the originals back first
+            # (exact), then the scales below make it the live soup at the new weights.
+            from .fold import unfold_soup
+            unfold_soup(model)
+        active = tuple(name for name in state.key if name in w)
+        if active != state.active:
+            # All named adapters take part in every forward pass; inference_mode keeps them frozen.
+            model.base_model.set_adapter(list(active), inference_mode=True)
+            state.active = active
+        for layer, name, _ in state.layers:
+            # scale_i = w_i * alpha_i / r_i, so the layer adds sum_i w_i s_i B_i A_i x. PEFT's set_scale
+            # computes (w_i * alpha_i) / r_i: for r a power of two (every adapter of the lab: r = 8, 16) that
+            # is the same double as w_i * (alpha_i / r_i), since dividing by 2^k rounds nothing.
+            layer.set_scale(name, w.get(name, 0.0))
+        state.weights = {name: w.get(name, 0.0) for name in state.key}
+        return dict(state.weights)
 
 
 @contextmanager
-
-
 def own_scales(model) -> Iterator[None]:
     """Inside: every adapter at its own scale alpha / r (what PEFT's merges read from `layer.scaling`);
     afterwards each layer's scale is exactly what it was (the soup's, whatever set it)."""
