@@ -1,4 +1,5 @@
-"""Prompt sets shipped in data/ (and, later, feedback stores and datasets built from them)."""
+"""The lab's files: the shipped prompts and labelled pairs in data/, JSONL and `datasets` conversion,
+provenance records, and writes that never leave a half-written file (write to `.partial`, rename)."""
 from __future__ import annotations
 
 import json

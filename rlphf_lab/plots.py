@@ -258,8 +258,10 @@ def plot_pooled_by_rater(groups: dict, ax=None):
 
 def plot_user_weights(weights_by_dim: dict, ax=None, title: str = "Your weights over the preference dimensions"):
     """Bar chart of one user's weights over P1 / P2 / P3 (notebook 03), signs explained on the axis."""
-    labels = {"P1": "P1 expertise\n(+ expert, - simple)", "P2": "P2 informativeness\n(+ informative, - concise)",
-              "P3": "P3 friendliness\n(+ friendly, - blunt)"}
+    from .preferences import DIMENSIONS
+
+    signs = {"P1": "(+ expert, - simple)", "P2": "(+ informative, - concise)", "P3": "(+ friendly, - unfriendly)"}
+    labels = {d: f"{d} {DIMENSIONS[d]}\n{signs[d]}" for d in signs}
     fig, ax = _axes(ax, figsize=(6, 3.2))
     dims = list(weights_by_dim)
     values = [float(weights_by_dim[d]) for d in dims]
@@ -279,7 +281,9 @@ def plot_recovered_vs_true(true, recovered, ax=None, title: str = "Held-out rate
 
     fig, ax = _axes(ax, figsize=(4.2, 4.0))
     true, recovered = np.asarray(true), np.asarray(recovered)
-    for j, (dim, color) in enumerate(zip(("P1 expertise", "P2 informativeness", "P3 friendliness"),
+    from .preferences import DIMENSIONS
+
+    for j, (dim, color) in enumerate(zip([f"{d} {name}" for d, name in DIMENSIONS.items()],
                                          ("tab:blue", "tab:orange", "tab:green"))):
         r = np.corrcoef(true[:, j], recovered[:, j])[0, 1] if len(true) > 1 else float("nan")
         ax.scatter(true[:, j], recovered[:, j], color=color, label=f"{dim} (r = {r:.2f})", alpha=0.8)

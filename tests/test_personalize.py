@@ -148,7 +148,7 @@ def test_fit_my_weights_recovers_the_sign_pattern():
     fit = fit_my_weights(records, dims)
     assert fit.n_pairs == 60                                  # the tie carries no choice
     assert np.sign(list(fit.weights.values())).tolist() == [1.0, -1.0, 1.0]
-    assert fit.accuracy > 0.7 and "friendliness" in str(fit)
+    assert fit.accuracy > 0.7 and "style +" in str(fit)
 
 
 def test_fit_my_weights_without_labels_says_what_to_do(tmp_path):

@@ -134,7 +134,7 @@ def test_ab_average_differs_by_the_predicted_cross_terms(soup, adapter_dirs):
 
 
 def test_ab_average_needs_equal_ranks(soup):
-    with pytest.raises(ValueError, match="same r and alpha"):
+    with pytest.raises(ValueError, match="same r, alpha and use_rslora"):
         soups.ab_average_delta(soup, {"P1A": 1, "P2A": 1})   # r = 16 vs r = 8
 
 

@@ -3,7 +3,7 @@ and Reward Feature Models that adapt to a new rater from a few labelled pairs.
 
     losses        the Bradley-Terry loss, and the logistic regression it becomes for a linear reward
     features      frozen backbone features of (instruction, response), cached on disk
-    reward_model  one Bradley-Terry reward model per side, two back ends behind one interface
+    reward_model  one Bradley-Terry reward model per side (features or TRL back end), RewardScorer for PPO
     train         train and evaluate the six per-side reward models from the shipped feedback
     scalarize     MORLAIF scalarizers: K per-objective rewards -> one PPO reward
     rfm           Reward Feature Models: shared features phi_theta, one weight vector per rater

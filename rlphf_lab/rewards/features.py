@@ -23,7 +23,6 @@ Computing features once and caching them makes training a reward head take secon
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm

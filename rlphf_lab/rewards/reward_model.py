@@ -1,4 +1,4 @@
-"""Bradley-Terry reward models, one per preference side, with two back ends behind one interface.
+"""Bradley-Terry reward models, one per preference side, with two back ends.
 
 The model: a scalar reward r(x, y) trained so that the labelled-better response scores higher,
 
@@ -11,9 +11,10 @@ Back ends
   with LoRA; the score head is saved with the adapter (PEFT `modules_to_save`). Saved as a PEFT
   adapter folder + `reward_config.json`.
 
-Both score the conversation (plain instruction, response) exactly as PPO calls them, and both
+Both score the conversation (plain instruction, response) with `RewardModel.score`, and both
 store normalisation statistics (mean, std of the raw reward on reference-policy samples) so that
-`score(..., normalize=True)` has mean 0 and std 1 on the reference policy.
+`score(..., normalize=True)` has mean 0 and std 1 on the reference policy. PPO's batched scorer,
+`RewardScorer` (every side from one feature pass), reads "features" models only.
 """
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ def train_head(phi_chosen: torch.Tensor, phi_rejected: torch.Tensor, *, hidden: 
 
 
 # --------------------------------------------------------------------------------------------
-# One interface for both back ends
+# A trained reward model (either back end), and the batched scorer PPO calls
 # --------------------------------------------------------------------------------------------
 
 @dataclass
@@ -208,6 +209,10 @@ class RewardScorer:
     def __init__(self, backbone, tokenizer, reward_models: dict[str, RewardModel], normalize: bool = True):
         if not reward_models:
             raise ValueError("RewardScorer needs at least one reward model; load them with load_reward_models().")
+        other = sorted(s for s, m in reward_models.items() if m.backend != "features")
+        if other:
+            raise ValueError(f"RewardScorer reads one shared feature pass, so it takes 'features' reward models; "
+                             f"{other} use another back end: score them one by one with RewardModel.score.")
         self.backbone, self.tokenizer, self.models, self.normalize = backbone, tokenizer, reward_models, normalize
 
     @torch.no_grad()
@@ -271,7 +276,7 @@ def trl_scores(model, tokenizer, instructions: list[str], responses: list[str], 
 def train_trl_reward_model(side: str, train_pairs: list[dict], *, out_dir: str | Path, max_steps: int | None = None,
                            epochs: float = 1.0, batch_size: int = 8, learning_rate: float = 2e-4, lora_r: int = 8,
                            seed: int = 0, max_length: int = 384):
-    """Fit a LoRA reward model with TRL's RewardTrainer (CPU-friendly config). Returns the PeftModel.
+    """Fit a LoRA reward model with TRL's RewardTrainer (CPU-friendly config). Returns (PeftModel, tokenizer).
 
     The score head is listed in `modules_to_save`, so it is trained *and saved* with the adapter
     (the reference code lost it on reload; tests/test_reward_models.py proves ours does not).

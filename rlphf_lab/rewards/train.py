@@ -14,11 +14,10 @@ from pathlib import Path
 import torch
 
 from .. import config
-from ..data import read_jsonl
 from ..preferences import SIDES
 from ..tables import write_csv
 from .features import cached_features
-from .reward_model import (RewardModel, load_reward_model, pair_accuracy, pairs_features, train_head,
+from .reward_model import (RewardModel, pair_accuracy, pairs_features, train_head,
                            train_trl_reward_model, trl_scores)
 
 ACCURACY_FIELDS = ["side", "backend", "n_train", "n_eval", "train_accuracy", "eval_accuracy", "seconds"]

@@ -202,10 +202,7 @@ def load_score_fn(kind: str = "rm") -> ScoreFn:
     if kind == "toy-length":
         return toy_length_score_fn
     if kind == "rm":
-        try:
-            from ..rewards import load_reward_scorer
-        except ImportError:
-            raise NotImplementedError("reward models not trained yet: run `rlphf-lab train-rewards` "
-                                      "(or use --reward toy-length for a demo).") from None
+        from ..rewards import load_reward_scorer
+
         return load_reward_scorer()
     raise ValueError(f"Unknown reward {kind!r}; use 'rm' (trained reward models) or 'toy-length' (a word-count toy).")

@@ -97,8 +97,8 @@ def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> to
 def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
     """Standardise x using only the masked positions; padded positions come back as 0.
 
-    shift_mean=False keeps the mean (only divides by the standard deviation): used for rewards,
-    whose sign carries meaning.
+    shift_mean=False adds the mean back, (x - mu) / sigma + mu (TRL's whiten): the spread becomes 1 and
+    the mean stays, so rewards keep their sign on average.
     """
     mean, var = masked_mean(x, mask), masked_var(x, mask)
     # x_hat = (x - mu) / sqrt(var + eps)

@@ -9,6 +9,7 @@ adapter learned; `relative_gap` measures how far it lands, `factor_similarity` w
 """
 from __future__ import annotations
 
+import math
 from typing import Iterable, Sequence
 
 import torch
@@ -47,14 +48,18 @@ def exact_delta(model, weights: dict[str, float], normalize: bool = True) -> dic
 
 
 def _common_rank_and_scale(model, names: Iterable[str]) -> tuple[int, float]:
+    """The shared r and scale s (alpha / r, or alpha / sqrt(r) with rsLoRA) of adapters averaged A and B apart."""
     cfg = model.peft_config
     ranks = {n: cfg[n].r for n in names}
     alphas = {n: cfg[n].lora_alpha for n in names}
-    if len(set(ranks.values())) > 1 or len(set(alphas.values())) > 1:
-        raise ValueError(f"Averaging A and B separately needs the same r and alpha for every adapter "
-                         f"(r: {ranks}, alpha: {alphas}); use the exact soup (set_soup_weights) instead.")
+    rslora = {n: bool(cfg[n].use_rslora) for n in names}
+    if len(set(ranks.values())) > 1 or len(set(alphas.values())) > 1 or len(set(rslora.values())) > 1:
+        raise ValueError(f"Averaging A and B separately needs the same r, alpha and use_rslora for every adapter "
+                         f"(r: {ranks}, alpha: {alphas}, use_rslora: {rslora}); use the exact soup "
+                         f"(set_soup_weights) instead.")
     name = next(iter(ranks))
-    return ranks[name], cfg[name].lora_alpha / ranks[name]
+    r, alpha = ranks[name], cfg[name].lora_alpha
+    return r, alpha / math.sqrt(r) if rslora[name] else alpha / r
 
 
 def ab_average_factors(model, weights: dict[str, float], normalize: bool = True):

@@ -12,10 +12,11 @@ import torch
 
 from ...feedback.annotators import DIMS
 from ...feedback.raters import MEAN_PREFERENCE, Rater
+from ...preferences import DIMENSIONS
 from .rater_sets import RaterSet
 
 # What a positive weight on each annotator dimension score means.
-DIM_LABELS = {"P1": "expertise", "P2": "informativeness", "P3": "friendliness"}
+DIM_LABELS = DIMENSIONS        # the dimensions' names: one definition, in rlphf_lab.preferences
 
 
 def population_table(rater_sets: list[RaterSet], n_show: int = 3) -> list[dict]:
