@@ -1,7 +1,7 @@
 """The evaluation's bookkeeping on hand-made answers: verdicts, win rates, bootstrap, cost."""
 import pytest
 
-from rlphf_lab import evaluate as E
+from rlphf_lab import evaluate as E, soups
 from rlphf_lab.feedback import annotators
 
 SHORT = "Water boils at 100 degrees, when its vapour pressure equals the air pressure."
@@ -69,11 +69,11 @@ def test_training_cost_soups_linear_per_combination_product():
 
 
 def test_user_soup_weights_lean_towards_the_liked_sides():
-    w = E.user_soup_weights({"P1": -2.0, "P2": 3.0, "P3": 2.0})
+    w = soups.user_soup_weights({"P1": -2.0, "P2": 3.0, "P3": 2.0})
     assert w["P1A"] > w["P1B"] and w["P2B"] > w["P2A"] and w["P3A"] > w["P3B"]
     assert all(abs(w[f"{d}A"] + w[f"{d}B"] - 1) < 1e-9 for d in ("P1", "P2", "P3"))
     with pytest.raises(ValueError, match="P4"):
-        E.user_soup_weights({"P4": 1.0})
+        soups.user_soup_weights({"P4": 1.0})
 
 
 def test_markdown_table_rounds_floats():

@@ -26,7 +26,6 @@ scalarization (P1A+P2A+P3A), so it is reported beside the table, not as a method
     report       evaluation_tables (all of the above from the answers), report_markdown
     ai_judge     ai_judge_verdicts, agreement: the 135M model as judge on a sample
     cost         training_cost, run_seconds, measured_training_cost: runs and hours per number of sides
-    user_soup    user_soup_weights: a user's fitted dimension weights -> soup weights
 
     from rlphf_lab import evaluate as E
     E.win_rate_table(E.judge_responses(rows))
@@ -39,7 +38,6 @@ from .mean_scores import mean_annotator_scores, mean_reward_scores
 from .methods import (BASELINE, EXTRA_METHODS, METHOD_SPEC, METHODS, SIDE_ADAPTERS, available_methods,
                       generate_responses, load_evaluation_model)
 from .report import REPORT_SECTIONS, evaluation_tables, report_markdown
-from .user_soup import user_soup_weights
 from .verdicts import judge_responses
 from .win_rates import POINTS, bootstrap_ci, paired_difference, side_table, win_rate, win_rate_table
 
@@ -47,5 +45,4 @@ __all__ = ["METHODS", "BASELINE", "METHOD_SPEC", "SIDE_ADAPTERS", "EXTRA_METHODS
            "load_evaluation_model", "generate_responses", "judge_responses", "POINTS", "win_rate", "bootstrap_ci",
            "paired_difference", "win_rate_table", "side_table", "mean_annotator_scores", "mean_reward_scores",
            "evaluation_tables", "REPORT_SECTIONS", "report_markdown", "ai_judge_verdicts", "agreement",
-           "COST_SCENARIOS", "training_cost", "DEVICES", "run_seconds", "measured_training_cost",
-           "user_soup_weights"]
+           "COST_SCENARIOS", "training_cost", "DEVICES", "run_seconds", "measured_training_cost"]

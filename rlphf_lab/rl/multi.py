@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..feedback.annotators import GENERAL  # the code of the single "generally better" rater and reward model (RLHF)
 from ..preferences import SIDES, apply_preference, combinations, get_preference, parse_combination
 from ..rewards.scalarize import weighted_linear
 from .rollout import Query, QueryFn, RewardFn, Scalarizer
@@ -31,7 +32,6 @@ from .rollout import Query, QueryFn, RewardFn, Scalarizer
 # score_fn(side_codes, instructions, responses) -> (batch, len(side_codes))
 ScoreFn = Callable[[Sequence[str], list[str], list[str]], torch.Tensor]
 
-GENERAL = "general"    # the code of the single "generally better" reward model (RLHF baseline)
 
 
 @dataclass

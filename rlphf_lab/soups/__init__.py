@@ -43,7 +43,7 @@ from .outputs import (adapter_next_token_logprobs, generate_mixed_outputs, mix_l
                       positive_weights, stream_mixed_outputs)
 from .mix import (SoupState, adapter_names, check_weights, model_lock, own_scales, set_soup_weights, soup_state,
                   soup_weights, use_adapter)
-from .weights import as_weights, combination_weights, dimension_weights_to_sides, nearest_combination
+from .weights import as_weights, combination_weights, dimension_weights_to_sides, nearest_combination, user_soup_weights
 
 __all__ = ["load_adapters", "load_soup", "random_lora_adapters", "shipped_adapter_dirs", "read_adapter_config",
            "read_adapter_weights", "expected_lora_shapes", "check_compatible", "restore_hint", "ADAPTER_CONFIG",
@@ -51,7 +51,7 @@ __all__ = ["load_adapters", "load_soup", "random_lora_adapters", "shipped_adapte
            "set_soup_weights", "soup_weights", "use_adapter", "check_weights", "adapter_names", "model_lock",
            "own_scales", "soup_state", "SoupState",
            "fold_soup_weights", "unfold_soup", "is_folded", "folded", "fold_memory", "fold_state", "FoldState",
-           "combination_weights", "dimension_weights_to_sides", "nearest_combination", "as_weights",
+           "combination_weights", "dimension_weights_to_sides", "nearest_combination", "as_weights", "user_soup_weights",
            "lora_factors", "exact_delta", "ab_average_factors", "ab_average_delta", "adapter_delta", "relative_gap",
            "factor_similarity",
            "average_ab_merge", "peft_weighted_merge", "compare_merges", "logit_difference", "DENSITY_METHODS",

@@ -3,8 +3,11 @@
     combination_weights("P1A+P2B+P3A")            -> {"P1A": 1, "P2B": 1, "P3A": 1}   (1/3 each once normalised)
     dimension_weights_to_sides({"P2": 0.8})       -> {"P2A": 0.2, "P2B": 0.8}          (a slider)
     nearest_combination({"P2A": .3, "P2B": .7})   -> "P2B"
+    user_soup_weights({"P1": -2, "P2": 3, "P3": 2})  -> a user's fitted weights (notebook 03) as soup weights
 """
 from __future__ import annotations
+
+import numpy as np
 
 from ..preferences import DIMENSIONS, get_preference, parse_combination
 
@@ -56,3 +59,18 @@ def as_weights(spec) -> dict[str, float]:
     if isinstance(spec, dict):
         return {k: float(v) for k, v in spec.items()}
     return combination_weights(spec)          # "P2A" or "P1A+P2B"
+
+
+def user_soup_weights(dimension_weights: dict[str, float], sharpness: float = 1.0) -> dict[str, float]:
+    """A user's weights over the dimensions (notebook 03's fit_my_weights: + = expert, informative,
+    friendly) -> soup weights per side, through one slider position per dimension:
+
+        t_dim = sigmoid(sharpness * sign_dim * w_dim),  sign = +1 for P1 (->P1B) and P2 (->P2B), -1 for P3 (->P3B)
+        weights = dimension_weights_to_sides(t)       (side A gets 1 - t, side B gets t)
+    """
+    sign = {"P1": 1.0, "P2": 1.0, "P3": -1.0}
+    unknown = [d for d in dimension_weights if d not in sign]
+    if unknown:
+        raise ValueError(f"Unknown dimensions {unknown}; expected weights for P1, P2, P3 (fit_my_weights(...).weights).")
+    positions = {d: float(1.0 / (1.0 + np.exp(-sharpness * sign[d] * w))) for d, w in dimension_weights.items()}
+    return dimension_weights_to_sides(positions)
