@@ -2,7 +2,8 @@
 import pytest
 
 from rlphf_lab.data import FeedbackStore
-from rlphf_lab.widgets import FeedbackWidget, is_swapped, pending_pairs, record_choice, shown_responses
+from rlphf_lab.feedback.clicks import is_swapped, pending_pairs, record_choice, shown_responses
+from rlphf_lab.widgets import FeedbackWidget
 
 
 def make_pairs(n=5, side="P2A"):
@@ -78,7 +79,8 @@ def test_widget_keeps_only_the_preference_it_judges(tmp_path):
 
 
 def test_overall_mode_asks_for_your_own_taste():
-    from rlphf_lab.widgets import pair_html, pair_preference
+    from rlphf_lab.feedback.clicks import pair_preference
+    from rlphf_lab.widgets import pair_html
 
     pair = {"pair_id": "x-1", "instruction": "Say hi.", "chosen": "Hi!", "rejected": "Go away.",
             "chosen_id": "a", "rejected_id": "b"}

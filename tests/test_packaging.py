@@ -38,3 +38,32 @@ def test_readme_shows_the_two_commands_and_ci_calls_make_test():
     readme = (ROOT / "README.md").read_text()
     assert "make lab" in readme and "make test" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+# The library's layers, bottom to top: a module may import only from its own package and lower layers.
+LAYERS = [{"config", "preferences", "tables"}, {"models", "data", "display"}, {"feedback", "tour"},
+          {"rewards", "soups"}, {"exercises"}, {"rl"}, {"plots"}, {"evaluate"}, {"widgets"}, {"demo", "cli"}]
+
+
+def test_lower_layers_never_import_higher_ones():
+    """Every `from ..x import` (lazy ones inside functions too) points to a lower layer or the same package."""
+    import ast
+
+    rank = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+    root = Path(__file__).resolve().parent.parent / "rlphf_lab"
+    wrong = []
+    for f in root.rglob("*.py"):
+        parts = f.relative_to(root).parts
+        own = parts[0].removesuffix(".py")
+        if own == "__init__":
+            continue
+        for node in ast.walk(ast.parse(f.read_text())):
+            if not (isinstance(node, ast.ImportFrom) and node.level):
+                continue
+            up = node.level - (len(parts) - 1)        # how far above rlphf_lab/<own> the import starts
+            if up < 1 and not (up == 0 and len(parts) == 1):
+                continue                              # inside its own package
+            target = (node.module or node.names[0].name).split(".")[0]
+            if target != own and rank[target] >= rank[own]:
+                wrong.append(f"{f.relative_to(root)} imports {target}")
+    assert not wrong, wrong

@@ -416,3 +416,9 @@ def test_an_adapter_loaded_again_with_another_alpha_gets_its_new_scale(tmp_path,
     soups.set_soup_weights(model, {"P1A": 1.0})
     scales = {layer.scaling["P1A"] for layer, name, _ in soups.soup_state(model).layers}
     assert scales == {64 / 8}
+
+
+def test_the_adapter_file_names_are_peft_s():
+    from peft.utils import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME
+
+    assert (soups.ADAPTER_CONFIG, soups.ADAPTER_WEIGHTS) == (CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME)

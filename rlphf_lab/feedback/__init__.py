@@ -7,4 +7,5 @@
     judge        AI feedback as in MORLAIF: the local model judges one principle at a time
     pairs        labelled preference pairs from the candidate pool
     raters       a simulated population of raters who disagree (for notebook 03)
+    clicks       your own labels: what one click in the FeedbackWidget records (into a data.FeedbackStore)
 """

@@ -188,10 +188,10 @@ def load_reward_model(folder: str | Path, device=None) -> RewardModel:
         rm.head.load_state_dict(weights)
         rm.head.eval()
     else:
-        from ..soups import ADAPTER_WEIGHTS
+        from peft.utils import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME
 
-        read_json(folder / "adapter_config.json", fix)
-        read_safetensors(folder / ADAPTER_WEIGHTS, fix)
+        read_json(folder / CONFIG_NAME, fix)
+        read_safetensors(folder / SAFETENSORS_WEIGHTS_NAME, fix)
         rm.seqcls = load_trl_model(folder, device=device)
     return rm
 

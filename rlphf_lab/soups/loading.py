@@ -19,6 +19,8 @@ from ..config import ADAPTERS_DIR
 from ..preferences import SIDES
 from .mix import adapter_names, set_soup_weights
 
+# a PEFT adapter folder's two files (peft.utils.CONFIG_NAME and SAFETENSORS_WEIGHTS_NAME; spelled out
+# here so that importing the soups does not import PEFT)
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 # The trained adapters shipped with the lab: data/adapters/<name>/adapter (PEFT folders), one per

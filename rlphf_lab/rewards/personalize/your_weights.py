@@ -44,7 +44,7 @@ def pairs_for_you(pairs: list[dict], n: int = 20, seed: int = 0) -> list[dict]:
 def click_as(widget, rater: Rater, n: int) -> int:
     """Let a simulated `rater` press the widget's A / B buttons on the next n pairs (for headless
     runs, or to see what a known user's clicks give). Returns the number of clicks made."""
-    from ...widgets import shown_responses
+    from ...feedback.clicks import shown_responses
 
     clicks = 0
     for _ in range(n):
