@@ -273,8 +273,9 @@ def test_bad_sampling_settings_and_a_model_without_adapters_raise(soup, tok):
 
 # ---- the fronts' mix= choice -----------------------------------------------------------------------
 
-def _length_scores(instruction, response):
-    return {"P1A": -len(response) / 10, "P1B": len(response) / 10, "P2A": 1.0}
+def _length_scores(sides, instructions, responses):
+    table = [{"P1A": -len(r) / 10, "P1B": len(r) / 10, "P2A": 1.0} for r in responses]
+    return torch.tensor([[row.get(s, 0.0) for s in sides] for row in table])
 
 
 def test_fronts_refuse_an_unknown_mix(soup, tok):
@@ -286,7 +287,7 @@ def test_fronts_refuse_an_unknown_mix(soup, tok):
 
 
 def test_fronts_mix_outputs_sweeps_with_output_mixing(soup, tok, monkeypatch):
-    kw = dict(steps=3, score_fn=_length_scores, max_new_tokens=6, temperature=0)
+    kw = dict(steps=3, scorer=_length_scores, max_new_tokens=6, temperature=0)
     by_weights = soups.sweep_weights(soup, tok, PROMPTS, "P1A", "P1B", **kw)
     assert by_weights == soups.sweep_weights(soup, tok, PROMPTS, "P1A", "P1B", mix="weights", **kw)
     by_outputs = soups.sweep_weights(soup, tok, PROMPTS, "P1A", "P1B", mix="outputs", **kw)

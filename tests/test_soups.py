@@ -237,14 +237,15 @@ def test_sweep_rows_walk_from_one_side_to_the_other(soup):
     tok = tiny_tokenizer()
     seen = []
 
-    def score_fn(instruction, response):
-        seen.append(dict(soups.soup_weights(soup)))
-        return {"P1A": len(response) / 10, "P1B": 1.0}
+    def scorer(sides, instructions, responses):          # the lab's scorer protocol (rlphf_lab.scoring)
+        seen.append(dict(soups.soup_weights(soup)))        # once per point: all its answers at once
+        table = [{"P1A": len(r) / 10, "P1B": 1.0} for r in responses]
+        return torch.tensor([[row.get(s, 0.0) for s in sides] for row in table])
 
     rows = soups.sweep_weights(soup, tok, ["Hi", {"instruction": "Name a fruit."}], "P1A", "P1B", steps=3,
-                               score_fn=score_fn, max_new_tokens=4)
+                               scorer=scorer, max_new_tokens=4)
     assert [r["t"] for r in rows] == [0, 0, 0.5, 0.5, 1, 1]
-    assert seen[0]["P1A"] == 1 and seen[2] == pytest.approx({"P1A": 0.5, "P1B": 0.5, "P2A": 0}) and seen[4]["P1B"] == 1
+    assert seen[0]["P1A"] == 1 and seen[1] == pytest.approx({"P1A": 0.5, "P1B": 0.5, "P2A": 0}) and seen[2]["P1B"] == 1
     means = soups.group_means(rows)
     assert [m["label"] for m in means] == ["t=0.00", "t=0.50", "t=1.00"] and all(m["n"] == 2 for m in means)
     assert means[0]["P1B"] == 1.0
@@ -271,14 +272,15 @@ def test_pareto_optimal_marks_the_non_dominated_points():
     assert soups.pareto_optimal(points) == [True, True, True, False, True, True]   # ties both stay
 
 
-def _length_scores(instruction, response):
-    return {"P1A": -len(response) / 10, "P1B": len(response) / 10, "P2A": 1.0, "P2B": -1.0}
+def _length_scores(sides, instructions, responses):
+    table = [{"P1A": -len(r) / 10, "P1B": len(r) / 10, "P2A": 1.0, "P2B": -1.0} for r in responses]
+    return torch.tensor([[row.get(s, 0.0) for s in sides] for row in table])
 
 
 def test_pareto_front_sweeps_and_adds_reference_points(soup):
     tok = tiny_tokenizer()
     front = soups.pareto_front(soup, tok, ["Hi", "Name a fruit."], "P1A", "P2A", steps=3,
-                               score_fn=_length_scores, max_new_tokens=4)
+                               scorer=_length_scores, max_new_tokens=4)
     assert (front["x"], front["y"]) == ("P1A", "P2A")
     labels = [p["label"] for p in front["points"]]
     assert labels == ["t=0.00", "t=0.50", "t=1.00", "adapter P1A", "adapter P2A", "prompting P1A",
@@ -289,10 +291,10 @@ def test_pareto_front_sweeps_and_adds_reference_points(soup):
     assert all(isinstance(p["pareto"], bool) for p in front["points"]) and any(p["pareto"] for p in front["points"])
     # opposite sides: no joint prompt; a combination at one end needs x and y named
     labels = [p["label"] for p in soups.pareto_front(soup, tok, ["Hi"], "P1A", "P1B", steps=2,
-                                                     score_fn=_length_scores, max_new_tokens=2)["points"]]
+                                                     scorer=_length_scores, max_new_tokens=2)["points"]]
     assert "prompting P1A" in labels and "prompting P1B" in labels and not any("+" in lab for lab in labels)
     with pytest.raises(ValueError, match="x=..., y=..."):
-        soups.pareto_front(soup, tok, ["Hi"], "P1A+P2A", "P1B", steps=2, score_fn=_length_scores)
+        soups.pareto_front(soup, tok, ["Hi"], "P1A+P2A", "P1B", steps=2, scorer=_length_scores)
 
 
 def test_compare_merges_exact_row_is_exact_and_cleans_up(soup):
@@ -301,7 +303,7 @@ def test_compare_merges_exact_row_is_exact_and_cleans_up(soup):
     reference = logits(soup)
     rows = soups.compare_merges(soup, tok, ["Hi", "Name a fruit."], {"P1A": 0.3, "P1B": 0.7},
                                 methods=("exact", "ab_average", "cat", "linear", "ties"),
-                                score_fn=_length_scores, max_new_tokens=6)
+                                scorer=_length_scores, max_new_tokens=6)
     by = {r["method"]: r for r in rows}
     assert by["exact"]["delta_gap"] == 0 and by["exact"]["mean_kl"] == pytest.approx(0, abs=1e-6)
     assert by["exact"]["top1_agreement"] == 1.0
@@ -356,7 +358,7 @@ def test_generation_holds_the_model_lock(soup):
     done = threading.Event()
 
     def run():
-        soups.score_soup_answers(soup, tiny_tokenizer(), ["Hi"], weights={"P1A": 1}, score_fn=_length_scores,
+        soups.score_soup_answers(soup, tiny_tokenizer(), ["Hi"], weights={"P1A": 1}, scorer=_length_scores,
                                  max_new_tokens=2)
         done.set()
 

@@ -20,17 +20,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
 from ..feedback.annotators import GENERAL  # the code of the single "generally better" rater and reward model (RLHF)
 from ..preferences import SIDES, apply_preference, combinations, get_preference, parse_combination
 from ..rewards.scalarize import weighted_linear
+from ..scoring import Scorer
 from .rollout import Query, QueryFn, RewardFn, Scalarizer
 
-# score_fn(side_codes, instructions, responses) -> (batch, len(side_codes))
-ScoreFn = Callable[[Sequence[str], list[str], list[str]], torch.Tensor]
+# score_fn(side_codes, instructions, responses) -> (batch, len(side_codes)): the lab's one scorer protocol
+ScoreFn = Scorer
 
 
 
@@ -177,7 +178,7 @@ def toy_length_score_fn(side_codes: Sequence[str], instructions: list[str], resp
 
 
 def annotator_score_fn(side_codes: Sequence[str], instructions: list[str], responses: list[str]) -> torch.Tensor:
-    """The simulated annotators (rlphf_lab.feedback.annotators) as a scorer: (batch, len(side_codes)).
+    """The simulated annotators (feedback.annotators.scorer) as a scorer: (batch, len(side_codes)).
 
     PPO optimises the reward models; the annotators that labelled their training pairs are the
     held-out "gold" judge (PPOTrainer's judge_fn): a gain the annotators do not confirm is a gain
@@ -185,11 +186,7 @@ def annotator_score_fn(side_codes: Sequence[str], instructions: list[str], respo
     """
     from ..feedback import annotators
 
-    if len(instructions) != len(responses):
-        raise ValueError(f"{len(instructions)} instructions but {len(responses)} responses; give one instruction per response.")
-    rows = [[annotators.score(code, response, instruction) for code in side_codes]
-            for instruction, response in zip(instructions, responses)]
-    return torch.tensor(rows, dtype=torch.float32).reshape(len(responses), len(side_codes))
+    return annotators.scorer(side_codes, instructions, responses).float()
 
 
 def judge_fn(objective: Objective, score_fn: ScoreFn = annotator_score_fn) -> RewardFn:

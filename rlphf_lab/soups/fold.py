@@ -52,8 +52,6 @@ from .mix import _base_scale, check_weights, model_lock, set_soup_weights, soup_
 
 
 @dataclass
-
-
 class FoldLayer:
     """One LoRA layer's fold data: the saved base weight and the adapters' stacked factors."""
     layer: object                           # the PEFT LoraLayer
@@ -66,8 +64,6 @@ class FoldLayer:
 
 
 @dataclass
-
-
 class FoldState:
     """What `fold_soup_weights` needs, built once per set of loaded adapters; kept in model.__dict__."""
     key: tuple                              # the adapter names the factors were stacked for
@@ -241,8 +237,6 @@ def fold_memory(model) -> dict[str, int]:
 
 
 @contextmanager
-
-
 def folded(model, weights: dict[str, float], normalize: bool = True) -> Iterator[dict[str, float]]:
     """Inside: the soup `weights`, folded (base-model speed), under `model_lock(model)`; yields the weights
     applied. Afterwards the model is as before: the same soup weights, folded again if it was folded."""

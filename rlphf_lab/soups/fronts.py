@@ -4,8 +4,9 @@
     rows  = sweep_weights(model, tok, prompts, "P2A", "P2B", steps=5)     # the soup walked from one end to the other
     front = pareto_front(model, tok, prompts, "P2A", "P3A")               # + prompting and base-model references
 
-Scores come from score_fn(instruction, response) -> {side: score}, by default the simulated
-annotators; every point uses the same prompts and seed, so answers differ only by the weights.
+Scores come from a scorer in the lab's protocol (rlphf_lab.scoring: scorer(sides, instructions,
+responses) -> (batch, sides)), by default the simulated annotators, on the six sides; every point
+uses the same prompts and seed, so answers differ only by the weights.
 mix="weights" (default) decodes with the exact weight soup; mix="outputs" mixes the adapters'
 next-token log-probabilities instead (MOD, outputs.py), with the same weights.
 """
@@ -15,7 +16,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..preferences import parse_combination
+from ..preferences import SIDES, parse_combination
+from ..scoring import Scorer, score_rows
 from .mix import model_lock, set_soup_weights
 from .weights import as_weights
 
@@ -31,10 +33,15 @@ def check_mix(mix) -> str:
 
 
 def default_score_fn() -> Callable[[str, str], dict[str, float]]:
-    """score_fn(instruction, response) -> {side: score} from the simulated annotators."""
-    from ..feedback.annotators import score_all
+    """(instruction, response) -> {side: score} from the simulated annotators (what the SoupWidget shows)."""
+    return lambda instruction, response: score_answers(None, [instruction], [response])[0]
 
-    return lambda instruction, response: score_all(response, instruction=instruction)
+
+def score_answers(scorer: Scorer | None, instructions: Sequence[str], answers: Sequence[str]) -> list[dict]:
+    """{side: score} for the six sides per answer, from `scorer` (None: the simulated annotators)."""
+    from ..feedback.annotators import scorer as annotators_scorer
+
+    return score_rows(scorer or annotators_scorer, SIDES, instructions, answers)
 
 
 def _instructions(prompts) -> list[str]:
@@ -42,7 +49,8 @@ def _instructions(prompts) -> list[str]:
 
 
 def score_soup_answers(model, tokenizer, prompts, *, weights: dict[str, float] | None = None, preference=None,
-                       label: str = "", score_fn=None, max_new_tokens: int = 96, temperature: float = 0.7,
+                       label: str = "", scorer: Scorer | None = None, max_new_tokens: int = 96,
+                       temperature: float = 0.7,
                        seed: int | None = 0, batch_size: int = 8, normalize: bool = True,
                        mix: str = "weights") -> list[dict]:
     """Answer every prompt with one policy and score the answers; one row per prompt.
@@ -58,7 +66,6 @@ def score_soup_answers(model, tokenizer, prompts, *, weights: dict[str, float] |
     from .outputs import generate_mixed_outputs
 
     check_mix(mix)
-    score_fn = score_fn or default_score_fn()
     instructions = _instructions(prompts)
     kw = dict(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, batch_size=batch_size)
     with model_lock(model):                 # a widget thread must not re-mix the model meanwhile
@@ -71,11 +78,11 @@ def score_soup_answers(model, tokenizer, prompts, *, weights: dict[str, float] |
         else:
             with model.disable_adapter():
                 answers = generate(model, tokenizer, instructions, preference, **kw)
-    return [{"label": label, "instruction": ins, "response": ans, **score_fn(ins, ans)}
-            for ins, ans in zip(instructions, answers)]
+    return [{"label": label, "instruction": ins, "response": ans, **scores}
+            for ins, ans, scores in zip(instructions, answers, score_answers(scorer, instructions, answers))]
 
 
-def sweep_weights(model, tokenizer, prompts, start, end, steps: int = 5, score_fn=None, mix: str = "weights",
+def sweep_weights(model, tokenizer, prompts, start, end, steps: int = 5, scorer: Scorer | None = None, mix: str = "weights",
                   **generate_kw) -> list[dict]:
     """Walk the soup from `start` to `end` and score the answers at each point.
 
@@ -91,13 +98,12 @@ def sweep_weights(model, tokenizer, prompts, start, end, steps: int = 5, score_f
     if steps < 2:
         raise ValueError(f"steps={steps}: a sweep needs at least 2 points (the two ends).")
     a, b = as_weights(start), as_weights(end)
-    score_fn = score_fn or default_score_fn()
     rows = []
     for t in torch.linspace(0, 1, steps).tolist():
         weights = {k: (1 - t) * a.get(k, 0.0) + t * b.get(k, 0.0) for k in {**a, **b}}
         weights = {k: v for k, v in weights.items() if v > 0}
         for row in score_soup_answers(model, tokenizer, prompts, weights=weights, label=f"t={t:.2f}",
-                                      score_fn=score_fn, mix=mix, **generate_kw):
+                                      scorer=scorer, mix=mix, **generate_kw):
             rows.append({"t": round(t, 4), "weights": weights, **row})
     return rows
 
@@ -132,7 +138,7 @@ def _single_side(spec) -> str | None:
 
 
 def pareto_front(model, tokenizer, prompts, start, end, *, x: str | None = None, y: str | None = None,
-                 steps: int = 5, baselines: bool = True, score_fn=None, mix: str = "weights", **generate_kw) -> dict:
+                 steps: int = 5, baselines: bool = True, scorer: Scorer | None = None, mix: str = "weights", **generate_kw) -> dict:
     """A Pareto front of the soup between `start` and `end`, with reference points to judge it by.
 
     The soup sweep is `sweep_weights(start -> end)`; the objectives are the annotators' scores of
@@ -156,8 +162,7 @@ def pareto_front(model, tokenizer, prompts, start, end, *, x: str | None = None,
     if not x or not y:
         raise ValueError(f"Say which two scores to plot: x=..., y=... (side codes); {start!r} -> {end!r} "
                          f"does not name one side at each end.")
-    score_fn = score_fn or default_score_fn()
-    sweep = sweep_weights(model, tokenizer, prompts, start, end, steps=steps, score_fn=score_fn, mix=mix,
+    sweep = sweep_weights(model, tokenizer, prompts, start, end, steps=steps, scorer=scorer, mix=mix,
                           **generate_kw)
     reference = []
     for t, spec in ((0.0, start), (1.0, end)):
@@ -173,8 +178,8 @@ def pareto_front(model, tokenizer, prompts, start, end, *, x: str | None = None,
                 pass
         for combo in combos:
             reference += score_soup_answers(model, tokenizer, prompts, preference=combo, label=f"prompting {combo}",
-                                            score_fn=score_fn, **generate_kw)
-        reference += score_soup_answers(model, tokenizer, prompts, label="base model", score_fn=score_fn,
+                                            scorer=scorer, **generate_kw)
+        reference += score_soup_answers(model, tokenizer, prompts, label="base model", scorer=scorer,
                                         **generate_kw)
     points = []
     for m in group_means(sweep):

@@ -16,7 +16,8 @@ from typing import Sequence
 import torch
 
 from .delta import _module_name, ab_average_factors, adapter_delta, exact_delta, relative_gap
-from .fronts import _instructions, default_score_fn
+from ..scoring import Scorer
+from .fronts import _instructions, score_answers
 from .mix import adapter_names, check_weights, model_lock, own_scales, set_soup_weights, soup_weights, use_adapter
 
 # PEFT's add_weighted_adapter methods that need `density` (the fraction of entries kept).
@@ -100,10 +101,8 @@ def peft_weighted_merge(model, weights: dict[str, float], combination_type: str 
 
 
 @torch.no_grad()
-
-
 def compare_merges(model, tokenizer, prompts, weights: dict[str, float], methods: Sequence[str] = MERGE_METHODS,
-                   *, density: float = 0.5, score_fn=None, max_new_tokens: int = 64, temperature: float = 0.7,
+                   *, density: float = 0.5, scorer: Scorer | None = None, max_new_tokens: int = 64, temperature: float = 0.7,
                    seed: int | None = 0) -> list[dict]:
     """Every merge method on the same weights, prompts and seed; one row per method.
 
@@ -116,7 +115,6 @@ def compare_merges(model, tokenizer, prompts, weights: dict[str, float], methods
     """
     from ..models import generate
 
-    score_fn = score_fn or default_score_fn()
     instructions = _instructions(prompts)
     kw = dict(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
     rows = []
@@ -144,7 +142,7 @@ def compare_merges(model, tokenizer, prompts, weights: dict[str, float], methods
                 logits, _ = _logits(model, tokenizer, instructions)
                 logq = logits.log_softmax(-1)[mask]
                 answers = generate(model, tokenizer, instructions, **kw)
-                scores = [score_fn(i, a) for i, a in zip(instructions, answers)]
+                scores = score_answers(scorer, instructions, answers)
                 gaps = relative_gap(exact, delta)
                 rows.append({
                     "method": method,
@@ -164,8 +162,6 @@ def compare_merges(model, tokenizer, prompts, weights: dict[str, float], methods
 
 
 @torch.no_grad()
-
-
 def _logits(model, tokenizer, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
     from ..models import format_chat
 
@@ -176,8 +172,6 @@ def _logits(model, tokenizer, prompts: Sequence[str]) -> tuple[torch.Tensor, tor
 
 
 @torch.no_grad()
-
-
 def logit_difference(model, tokenizer, prompts: Sequence[str], weights: dict[str, float],
                      normalize: bool = True) -> dict[str, float]:
     """Exact soup vs the reference code's A/B average on the same prompts (real tokens only).

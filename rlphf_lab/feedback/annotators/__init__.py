@@ -69,7 +69,7 @@ from .labels import check_noise_temperature, label_from_scores, label_pair, sigm
 from .penalty import (ECHO_FULL, ECHO_OK, FULL_LOOP, MIN_DISTINCT_TRIGRAMS, MIN_WORDS, NEW_WORDS, ORDER_FULL, ORDER_OK,
                       PENALTY, REFUSAL_FULL, REFUSAL_OK, REPEAT_FULL, REPEAT_OK, SALAD_FULL, SALAD_OK, UNFINISHED_FULL,
                       UNFINISHED_OK, degeneracy_penalty, penalty_parts)
-from .sides import GENERAL, GENERAL_WEIGHTS, SIGN, raw_signals, score, score_all, side_scores
+from .sides import GENERAL, GENERAL_WEIGHTS, SIGN, raw_signals, score, score_all, scorer, side_scores
 from .text import STOPWORDS, content_words, paragraphs, sentences, stem, words
 # helpers that feedback.hacks, feedback.pairs and the tests reach through this package (their homes:
 # dimensions._is_easy, text._is_list_line, dimensions._dims_from_signals, sides._check_side)
@@ -77,7 +77,7 @@ from .dimensions import _dims_from_signals, _is_easy  # noqa: F401
 from .sides import _check_side  # noqa: F401
 from .text import _is_list_line  # noqa: F401
 
-__all__ = ["score", "score_all", "side_scores", "raw_signals", "explain", "label_pair", "label_from_scores", "sigmoid",
+__all__ = ["score", "score_all", "scorer", "side_scores", "raw_signals", "explain", "label_pair", "label_from_scores", "sigmoid",
            "check_noise_temperature", "SIDES", "DIMS", "GENERAL", "GENERAL_WEIGHTS", "SIGN",
            "dimension_signals", "dimension_scores", "dimension_score", "fit_norms", "easy_words", "SIGNAL_NORMS",
            "DIM_NORMS", "DIM_SIGNALS", "FRIENDLY", "CURT", "Z_CLIP",

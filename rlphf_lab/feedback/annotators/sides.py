@@ -71,3 +71,20 @@ def score_all(response: str, instruction: str | None = None) -> dict[str, float]
     signals = raw_signals(response, instruction)
     dims, penalty = _dims_from_signals(signals), degeneracy_penalty(signals)
     return {side: SIGN[side] * dims[side[:2]] - penalty for side in SIDES}
+
+
+def scorer(sides, instructions, responses):
+    """The simulated annotators in the lab's scorer protocol (rlphf_lab.scoring): a float64 tensor
+    (batch, len(sides)), row b = every requested side's score of (instructions[b], responses[b]),
+    the same numbers as `score` (one pass over each text for all sides). GENERAL may be asked for."""
+    import torch
+
+    codes = [_check_side(s) for s in sides]
+    if len(instructions) != len(responses):
+        raise ValueError(f"{len(instructions)} instructions but {len(responses)} responses; give one instruction per response.")
+    rows = []
+    for instruction, response in zip(instructions, responses):
+        signals = raw_signals(response, instruction)
+        scores = side_scores(_dims_from_signals(signals), degeneracy_penalty(signals))
+        rows.append([scores[code] for code in codes])
+    return torch.tensor(rows, dtype=torch.float64).reshape(len(responses), len(codes))
