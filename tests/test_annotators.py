@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from rlphf_lab.exercises import check_noise_temperature
 from rlphf_lab.feedback import annotators as A
 
 CHILD = ("The sun is a big ball of fire. It is very hot. It gives us light and keeps us warm. "
@@ -119,10 +120,10 @@ def test_constants_match_the_shipped_candidate_pool():
 
 
 def test_check_noise_temperature(capsys):
-    assert A.check_noise_temperature(1 / np.log(9))
-    assert not A.check_noise_temperature(0.3)
+    assert check_noise_temperature(1 / np.log(9))
+    assert not check_noise_temperature(0.3)
     assert "higher" in capsys.readouterr().out
-    assert not A.check_noise_temperature("warm")
+    assert not check_noise_temperature("warm")
 
 
 def test_general_rater_is_half_informative_half_friendly():

@@ -41,8 +41,8 @@ def test_readme_shows_the_two_commands_and_ci_calls_make_test():
 
 
 # The library's layers, bottom to top: a module may import only from its own package and lower layers.
-LAYERS = [{"config", "preferences", "tables"}, {"models", "data", "display"}, {"feedback", "tour"},
-          {"rewards", "soups"}, {"exercises"}, {"rl"}, {"plots"}, {"evaluate"}, {"widgets"}, {"demo", "cli"}]
+LAYERS = [{"config", "preferences", "tables", "scoring"}, {"models", "data", "display"}, {"feedback", "tour"},
+          {"rewards", "soups"}, {"rl"}, {"exercises", "plots"}, {"evaluate"}, {"widgets"}, {"demo", "cli"}]
 
 
 def test_lower_layers_never_import_higher_ones():

@@ -160,7 +160,7 @@ def test_train_trl_runs_and_logs_reward_per_step(kind, tmp_path):
 
 def test_check_token_rewards_accepts_the_library_and_explains_mistakes(capsys):
     from rlphf_lab.rl import ppo
-    from rlphf_lab.rl.exercises import check_token_rewards
+    from rlphf_lab.exercises import check_token_rewards
 
     assert check_token_rewards(ppo.compute_rewards)
 
@@ -175,7 +175,7 @@ def test_check_token_rewards_accepts_the_library_and_explains_mistakes(capsys):
 
 
 def test_check_prompted_morl_reward(capsys):
-    from rlphf_lab.rl.exercises import check_prompted_morl_reward
+    from rlphf_lab.exercises import check_prompted_morl_reward
 
     assert check_prompted_morl_reward(lambda f, codes, ins, resp: f(codes, ins, resp).mean(dim=1))
     assert not check_prompted_morl_reward(lambda f, codes, ins, resp: f(codes, ins, [""] * len(resp)).mean(dim=1))

@@ -52,7 +52,7 @@ every side must score clearly below a normal one (tests/test_hacks.py).
     penalty      penalty_parts and degeneracy_penalty (PENALTY times the worst part)
     sides        the annotators: score, score_all, side_scores, raw_signals; SIGN, GENERAL
     explanation  explain(side, y, x): every signal and check behind one score
-    labels       label_pair, label_from_scores (tie margin, Bradley-Terry noise), check_noise_temperature
+    labels       label_pair, label_from_scores (tie margin, Bradley-Terry noise)
 
     from rlphf_lab.feedback import annotators
     annotators.score("P2A", "Rayleigh scattering.", "Why is the sky blue?")
@@ -65,7 +65,7 @@ from .checks import (DANGLING, FILLER, FUNCTION_WORDS, PENALTY_SIGNALS, REFUSALS
 from .dimensions import (CURT, DIM_NORMS, DIM_SIGNALS, DIMS, FRIENDLY, SIGNAL_NORMS, Z_CLIP, dimension_score,
                          dimension_scores, dimension_signals, easy_words, fit_norms)
 from .explanation import explain
-from .labels import check_noise_temperature, label_from_scores, label_pair, sigmoid
+from .labels import label_from_scores, label_pair, sigmoid
 from .penalty import (ECHO_FULL, ECHO_OK, FULL_LOOP, MIN_DISTINCT_TRIGRAMS, MIN_WORDS, NEW_WORDS, ORDER_FULL, ORDER_OK,
                       PENALTY, REFUSAL_FULL, REFUSAL_OK, REPEAT_FULL, REPEAT_OK, SALAD_FULL, SALAD_OK, UNFINISHED_FULL,
                       UNFINISHED_OK, degeneracy_penalty, penalty_parts)
@@ -78,7 +78,7 @@ from .sides import _check_side  # noqa: F401
 from .text import _is_list_line  # noqa: F401
 
 __all__ = ["score", "score_all", "scorer", "side_scores", "raw_signals", "explain", "label_pair", "label_from_scores", "sigmoid",
-           "check_noise_temperature", "SIDES", "DIMS", "GENERAL", "GENERAL_WEIGHTS", "SIGN",
+           "SIDES", "DIMS", "GENERAL", "GENERAL_WEIGHTS", "SIGN",
            "dimension_signals", "dimension_scores", "dimension_score", "fit_norms", "easy_words", "SIGNAL_NORMS",
            "DIM_NORMS", "DIM_SIGNALS", "FRIENDLY", "CURT", "Z_CLIP",
            "check_signals", "distinct_trigram_frac", "topic_words", "topic_overlap", "new_content_words",

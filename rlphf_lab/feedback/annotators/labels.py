@@ -5,11 +5,9 @@
     temperature T > 0                         -> "A" with P(A) = sigmoid((s_A - s_B) / T)
 
 The labels depend on the responses, their instruction, and nothing random except that noise.
-`check_noise_temperature` is notebook 01's exercise: the T that flips a given share of labels.
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -46,30 +44,3 @@ def label_pair(side: str, response_a: str, response_b: str, *, tie_margin: float
     """
     return label_from_scores(score(side, response_a, instruction), score(side, response_b, instruction),
                              tie_margin=tie_margin, temperature=temperature, rng=rng)
-
-
-# --------------------------------------------------------------------------------------------
-# Exercise (notebook 01)
-# --------------------------------------------------------------------------------------------
-
-def check_noise_temperature(temperature: float, diff: float = 1.0, target: float = 0.10) -> bool:
-    """Notebook 01: pick T so that a pair whose scores differ by `diff` gets the wrong label
-    `target` of the time. Bradley-Terry: P(wrong) = sigmoid(-diff / T), so T = diff / ln((1 - p) / p)."""
-    try:
-        ok_number = float(temperature) > 0
-    except (TypeError, ValueError):
-        ok_number = False
-    if not ok_number:
-        print(f"Not yet: the temperature must be a number > 0 (got {temperature!r}).")
-        return False
-    temperature = float(temperature)
-    wrong = float(sigmoid(-diff / temperature))
-    wanted = diff / math.log((1 - target) / target)
-    if abs(wrong - target) < 0.005:
-        print(f"Correct! With T = {temperature:.3f}, P(wrong label) = sigmoid(-{diff}/T) = {wrong:.3f}. "
-              f"Exactly: T = {diff} / ln({1 - target:.2f}/{target:.2f}) = {wanted:.3f}.")
-        return True
-    direction = "lower" if wrong > target else "higher"
-    print(f"Not yet: with T = {temperature:.3f} the label is wrong {wrong:.1%} of the time, not {target:.0%}. "
-          f"Try a {direction} temperature: solve sigmoid(-{diff}/T) = {target} for T.")
-    return False
