@@ -43,3 +43,11 @@ def test_judge_on_the_real_model(policy):
     result = judge.judge_agreement(model, tok, [
         {"preference": "P2B", "instruction": i, "chosen": g, "rejected": b} for i, g, b in zip(INSTRUCTIONS, GOOD, BAD)])
     assert result["n"] == 3 and 0.0 <= result["agreement"] <= 1.0 and set(result["per_side"]) == {"P2B"}
+
+
+def test_agreement_on_decided_pairs_leaves_out_the_undecided_ones():
+    from rlphf_lab.feedback.judge import decided_agreement
+
+    assert decided_agreement([0.9, 0.5, 0.2, 0.5, 0.7]) == (2 / 3, 3)
+    agreement, n = decided_agreement([0.5, 0.5])
+    assert n == 0 and agreement != agreement          # NaN: nothing decided

@@ -109,6 +109,13 @@ def sample_per_side(pairs: list[dict], n: int, seed: int = 0) -> list[dict]:
     return sample
 
 
+def decided_agreement(p_chosen) -> tuple[float, int]:
+    """Agreement on the pairs the judge decided: p_chosen exactly 1/2 (both orders cancel) is no
+    verdict, neither agreement nor disagreement. Returns (agreement on decided pairs, how many)."""
+    decided = [p for p in p_chosen if p != 0.5]
+    return (sum(p > 0.5 for p in decided) / len(decided) if decided else float("nan")), len(decided)
+
+
 def agreement_record(result: dict, pairs: list[dict]) -> dict:
     """judge_agreement's result as a JSON record: each p_chosen (rounded) beside the id of its pair
     (judge_agreement goes through the sides in code order, each side's pairs in the order given)."""
