@@ -13,9 +13,11 @@ Modules, in the order of the story:
     tables, plots, display, widgets, exercises, tour   what the notebooks show and check
     cli          the `rlphf-lab` command line (the long jobs)
 """
-from .config import is_quick, pick, set_seed
+from .config import is_quick, pick, quiet_library_warnings, set_seed
 from .models import generate, load_policy, stream_generate
 from .preferences import SIDES, combinations, parse_combination
+
+quiet_library_warnings()        # no red deprecation notices from transformers / PEFT / TRL in a student's cells
 
 __version__ = "0.1.0"
 __all__ = ["is_quick", "pick", "set_seed", "load_policy", "generate", "stream_generate",

@@ -102,3 +102,18 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+LIBRARIES = ("transformers", "peft", "trl", "accelerate", "datasets", "torch")
+
+
+def quiet_library_warnings() -> None:
+    """Hide the libraries' deprecation notices (FutureWarning, DeprecationWarning from transformers,
+    PEFT, TRL, ...), which a student cannot act on and which paint notebook cells red. The lab's own
+    warnings, and every other warning, still show. `import rlphf_lab` calls it."""
+    import warnings
+
+    for library in LIBRARIES:
+        for category in (FutureWarning, DeprecationWarning):
+            warnings.filterwarnings("ignore", category=category, module=rf"{library}(\..*)?$")
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing")   # transformers 5 about PEFT models

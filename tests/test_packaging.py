@@ -67,3 +67,17 @@ def test_lower_layers_never_import_higher_ones():
             if target != own and rank[target] >= rank[own]:
                 wrong.append(f"{f.relative_to(root)} imports {target}")
     assert not wrong, wrong
+
+
+def test_library_deprecation_notices_are_hidden_and_the_lab_s_own_warnings_are_not():
+    import warnings
+
+    from rlphf_lab.config import quiet_library_warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_library_warnings()
+        warnings.warn_explicit("old name", FutureWarning, "x.py", 1, module="transformers.training_args")
+        warnings.warn_explicit("lab warning", UserWarning, "y.py", 1, module="rlphf_lab.data")
+        warnings.warn_explicit("old lab name", FutureWarning, "y.py", 2, module="rlphf_lab.data")
+    assert [str(w.message) for w in caught] == ["lab warning", "old lab name"]

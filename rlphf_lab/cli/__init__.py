@@ -37,10 +37,6 @@ def main(argv=None) -> int:
     import traceback
 
     from ..models import ModelNotAvailableError
-
-    import warnings
-
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing")   # transformers 5 noise from PEFT
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
