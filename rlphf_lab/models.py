@@ -17,7 +17,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -197,12 +197,21 @@ _SAMPLING_LOCK = threading.RLock()
 
 
 def _sample(model, tokenizer, texts: Sequence[str], *, max_new_tokens: int, temperature: float, top_p: float,
-            seed: int | None, streamer=None, stopping_criteria=None) -> torch.Tensor:
-    """New token ids (batch, new) for chat-formatted `texts`, left padded; temperature 0 is greedy."""
+            seed: int | None, prefix_ids: Sequence[int] = (), streamer=None, stopping_criteria=None) -> torch.Tensor:
+    """New token ids (batch, new) for chat-formatted `texts`, left padded; temperature 0 is greedy.
+
+    prefix_ids: answer tokens already written (one text only): they follow the prompt as input, so the
+    answer goes on from them (a fresh forward pass over prompt + prefix builds the KV cache).
+    """
     with _SAMPLING_LOCK:
         if seed is not None:
             torch.manual_seed(seed)
         enc = tokenizer(list(texts), return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        if len(prefix_ids):
+            if len(texts) != 1:
+                raise ValueError("prefix_ids continues one answer: give one text.")
+            ids = torch.cat([enc["input_ids"], torch.tensor([list(prefix_ids)], device=model.device)], dim=1)
+            enc = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}         # (1, prompt + prefix)
         sampling = (dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0) if temperature > 0
                     else dict(do_sample=False))
         out = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
@@ -236,6 +245,38 @@ def generate(model, tokenizer, instructions: Sequence[str], preference=None, *, 
     return [a.strip() for a in answers]
 
 
+class StopLatch:
+    """`should_stop`, remembered: once it has said stop, it says so for good (and is not asked again)."""
+
+    def __init__(self, should_stop: Callable[[], bool] | None = None):
+        self.should_stop, self.hit = should_stop, False
+
+    def __call__(self) -> bool:
+        if not self.hit and self.should_stop is not None and self.should_stop():
+            self.hit = True
+        return self.hit
+
+
+def decode_pieces(tokenizer, token_ids: Iterable[int], prefix_ids: Sequence[int] = (),
+                  stopped: Callable[[], bool] = lambda: False) -> Iterator[str]:
+    """Text pieces of an answer as its token ids arrive (after `prefix_ids`, whose text is already shown).
+
+    A piece waits for whole characters (a byte-level token may end inside one); at the end the rest
+    is yielded as `generate` decodes it, unless `stopped()` (then a continuation completes it).
+    """
+    ids = list(prefix_ids)
+    shown = tokenizer.decode(ids, skip_special_tokens=True).rstrip("\ufffd")
+    for token in token_ids:
+        ids.append(token)
+        text = tokenizer.decode(ids, skip_special_tokens=True)
+        if len(text) > len(shown) and not text.endswith("\ufffd"):   # wait for whole characters
+            yield text[len(shown):]
+            shown = text
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    if len(text) > len(shown) and not stopped():                     # the end, as `generate` decodes it
+        yield text[len(shown):]
+
+
 class _TokenQueue:
     """A streamer for HF `generate` (put / end): each new token id of a one-prompt batch into a queue."""
 
@@ -252,34 +293,35 @@ class _TokenQueue:
         pass
 
 
-def stream_generate(model, tokenizer, instruction: str, preference=None, *, max_new_tokens: int = 128,
-                    temperature: float = 0.7, top_p: float = 0.9, seed: int | None = 0,
-                    should_stop: Callable[[], bool] | None = None) -> Iterator[str]:
-    """Yield the answer piece by piece as tokens are sampled (for widgets).
+def stream_token_ids(model, tokenizer, instruction: str, preference=None, *, prefix_ids: Sequence[int] = (),
+                     max_new_tokens: int = 128, temperature: float = 0.7, top_p: float = 0.9, seed: int | None = 0,
+                     should_stop: Callable[[], bool] | None = None) -> Iterator[int]:
+    """Yield each new token id as `generate`'s sampler draws it (HF generate in a worker thread).
 
-    The same sampler as `generate`, token by token: with the same seed and settings,
-    "".join(stream_generate(m, tok, x, ...)).strip() == generate(m, tok, [x], ...)[0].
-    `should_stop()` is checked before each token (the soup widget cancels stale answers this way).
+    prefix_ids: the answer so far; sampling goes on after them, seeded with `seed` as any answer is.
+    `should_stop()` is checked after each token is drawn and before it is yielded; once it says stop,
+    no further token is yielded (those drawn meanwhile are dropped). Closing the iterator stops the
+    sampling too.
     """
     from transformers import StoppingCriteria, StoppingCriteriaList
 
     check_sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
-    if should_stop is not None and should_stop():
+    stop = should_stop if isinstance(should_stop, StopLatch) else StopLatch(should_stop)
+    if stop():
         return
-    stopped, closed, done = threading.Event(), threading.Event(), object()
+    closed, done = threading.Event(), object()
 
     class StopWhenAsked(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
-            if closed.is_set() or (should_stop is not None and should_stop()):
-                stopped.set()
-            return torch.full((input_ids.shape[0],), stopped.is_set(), dtype=torch.bool, device=input_ids.device)
+            halt = closed.is_set() or stop()
+            return torch.full((input_ids.shape[0],), halt, dtype=torch.bool, device=input_ids.device)
 
     streamer = _TokenQueue()
 
     def run():                         # generate blocks until the answer is done: it runs beside us
         try:
             _sample(model, tokenizer, [format_chat(tokenizer, instruction, preference)], max_new_tokens=max_new_tokens,
-                    temperature=temperature, top_p=top_p, seed=seed, streamer=streamer,
+                    temperature=temperature, top_p=top_p, seed=seed, prefix_ids=prefix_ids, streamer=streamer,
                     stopping_criteria=StoppingCriteriaList([StopWhenAsked()]))
         except BaseException as err:   # raised again on our side
             streamer.queue.put(err)
@@ -288,21 +330,30 @@ def stream_generate(model, tokenizer, instruction: str, preference=None, *, max_
 
     worker = threading.Thread(target=run, name="stream_generate", daemon=True)
     worker.start()
-    new_ids, shown = [], ""
     try:
         while (item := streamer.queue.get()) is not done:
             if isinstance(item, BaseException):
                 raise item
-            if stopped.is_set():
+            if stop():                 # asked here too: the sampler may run ahead of a slow reader
                 return
-            new_ids.append(item)
-            text = tokenizer.decode(new_ids, skip_special_tokens=True)
-            if len(text) > len(shown) and not text.endswith("\ufffd"):   # wait for whole characters
-                yield text[len(shown):]
-                shown = text
-        text = tokenizer.decode(new_ids, skip_special_tokens=True)
-        if len(text) > len(shown) and not stopped.is_set():          # the end, as `generate` decodes it
-            yield text[len(shown):]
+            yield item
     finally:
         closed.set()                   # a caller that stops reading stops the sampling too
         worker.join()
+
+
+def stream_generate(model, tokenizer, instruction: str, preference=None, *, max_new_tokens: int = 128,
+                    temperature: float = 0.7, top_p: float = 0.9, seed: int | None = 0,
+                    should_stop: Callable[[], bool] | None = None, prefix_ids: Sequence[int] = ()) -> Iterator[str]:
+    """Yield the answer piece by piece as tokens are sampled (for widgets).
+
+    The same sampler as `generate`, token by token: with the same seed and settings,
+    "".join(stream_generate(m, tok, x, ...)).strip() == generate(m, tok, [x], ...)[0].
+    `should_stop()` is checked before each token (the soup widget cancels stale answers this way).
+    prefix_ids: go on from these answer tokens (their text is not yielded again; `soups.remix`).
+    """
+    stop = StopLatch(should_stop)
+    ids = stream_token_ids(model, tokenizer, instruction, preference, prefix_ids=prefix_ids,
+                           max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                           should_stop=stop)
+    yield from decode_pieces(tokenizer, ids, prefix_ids, stopped=lambda: stop.hit)

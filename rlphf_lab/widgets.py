@@ -6,15 +6,20 @@ FeedbackStore (one fsynced JSONL line), so a kernel crash loses nothing, and reo
 on the same file resumes where you stopped.
 
 SoupWidget (notebook 06): drag the soup's weights and watch the mixed policy answer, token by
-token. The weights come from `soups.dimension_weights_to_sides` (or one slider per adapter), the
-model is re-mixed by `soups.set_soup_weights`, the answer streams from `models.stream_generate`,
-the bars come from the simulated annotators' `score_all`.
+token. The weights come from `soups.dimension_weights_to_sides` (or one slider per adapter); the
+answer is written by `soups.continue_answer`, which re-mixes the model (`set_soup_weights`, mix in
+"weights") or mixes the adapters' next-token log-probabilities (`stream_mixed_outputs`' decoding,
+mix in "outputs") and samples with `models.generate`'s sampler; the bars come from the simulated
+annotators' `score_all`.
 
 Timing: a slider move starts a short timer (`debounce_s`); further moves restart it, so a drag
 starts one generation, for the final position. A move while an answer is being written stops
-that answer at the next token (`should_stop`) and starts a new one. Generation runs in a
-background thread, one at a time per model (`soups.model_lock`), so the weights never change
-under a running answer, neither by the widget nor by a notebook cell that uses the same model.
+that answer at the next token (`should_stop`); the next mix then goes on with the same answer
+from the tokens written so far (prompt + prefix fed again under the new weights), and the answer
+shows each mix's words in its own colour, with a legend. "restart on move" starts a new answer
+instead. Generation runs in a background thread, one at a time per model (`soups.model_lock`), so
+the weights never change under a running answer, neither by the widget nor by a notebook cell
+that uses the same model.
 
     w = SoupWidget(model, tok)                   # model: a PeftModel from soups.load_adapters
     w                                            # shows it
@@ -150,9 +155,33 @@ def score_bars_html(scores: dict[str, float], lo: float = -3.0, hi: float = 3.0)
     return "<table style='font-size:12px'>" + "".join(rows) + "</table>"
 
 
+ANSWER_BOX = "white-space:pre-wrap;border:1px solid #ddd;padding:6px;min-height:4em;max-width:42em"
+# one background per mix that wrote part of an answer (the first mix, the second, ...), light enough to read on
+MIX_COLOURS = ("#dbe9f6", "#fde2c8", "#d8f0d2", "#f6d5e5", "#e8e0f4", "#fff3bf")
+
+
 def answer_html(text: str) -> str:
-    return (f"<div style='white-space:pre-wrap;border:1px solid #ddd;padding:6px;min-height:4em;"
-            f"max-width:42em'>{html.escape(text)}</div>")
+    return f"<div style='{ANSWER_BOX}'>{html.escape(text)}</div>"
+
+
+def mix_colour(i: int) -> str:
+    return MIX_COLOURS[i % len(MIX_COLOURS)]
+
+
+def segments_html(segments: list[dict]) -> str:
+    """The answer in the same box as `answer_html`, each segment's text ({"text", "label"}) on its mix's colour."""
+    spans = "".join(f"<span class='rlphf-mix' style='background:{mix_colour(i)}' title='{html.escape(seg['label'])}'>"
+                    f"{html.escape(seg['text'])}</span>" for i, seg in enumerate(segments))
+    return f"<div style='{ANSWER_BOX}'>{spans}</div>"
+
+
+def legend_html(segments: list[dict]) -> str:
+    """Which mix wrote which colour: a swatch, the weights ({"label"}) and the token count per segment."""
+    if not segments:
+        return ""
+    rows = "".join(f"<div><span style='background:{mix_colour(i)};border:1px solid #bbb;padding:0 7px'></span> "
+                   f"{html.escape(seg['label'])} &middot; {seg['tokens']} tokens</div>" for i, seg in enumerate(segments))
+    return f"<div class='rlphf-mix-legend' style='font-size:11px;color:#444'>written by:{rows}</div>"
 
 
 class SoupWidget(traitlets.HasTraits):
@@ -164,22 +193,29 @@ class SoupWidget(traitlets.HasTraits):
     compare_scores = traitlets.Dict()
     compare_preference = traitlets.Unicode("")
     weights = traitlets.Dict()                # the weights the last answer was written with
+    segments = traitlets.List()               # the answer's parts, one per mix: {"label", "weights", "mix", "text", "tokens"}
     status = traitlets.Unicode("")
     generations_started = traitlets.Int(0)
     generations_finished = traitlets.Int(0)
     generations_cancelled = traitlets.Int(0)
+    remixes = traitlets.Int(0)                # answers continued under a new mix (moves while writing)
 
     def __init__(self, model, tokenizer, *, adapters: list[str] | None = None, prompt: str = DEFAULT_PROMPT,
                  score_fn=None, debounce_s: float = 0.3, max_new_tokens: int = 80, temperature: float = 0.7,
                  top_p: float = 0.9, seed: int | None = 0, sync: bool = False, autostart: bool = True,
-                 stream_fn=None):
+                 mix: str = "weights", restart_on_move: bool = False, fold: bool = False, stream_fn=None,
+                 continue_fn=None):
         import ipywidgets as W
 
         super().__init__()
         self.model, self.tokenizer = model, tokenizer
         self.adapters = list(adapters or soups.adapter_names(model))
         self.score_fn = score_fn or soups.default_score_fn()
-        self.stream_fn = stream_fn or models.stream_generate
+        self.stream_fn = stream_fn or models.stream_generate          # the comparison: base model + prompt
+        self.continue_fn = continue_fn or soups.continue_answer       # the soup's answer, continued on a move
+        self.fold = fold    # True: fold the weight soup into W (base-model speed, equal up to bf16 rounding)
+        self.remix_answer: soups.RemixAnswer | None = None   # the soup's last answer: its tokens, by segment
+        self._texts: list[str] = []           # the text each of its segments wrote, as streamed
         self.generate_kw = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
         self.debounce_s, self.sync = debounce_s, sync
         self._request = 0                     # id of the newest request; older generations stop
@@ -206,21 +242,29 @@ class SoupWidget(traitlets.HasTraits):
                                        layout=W.Layout(width="260px"))
         self.compare = W.ToggleButton(value=False, description="compare with preference prompting",
                                       layout=W.Layout(width="260px"))
+        self.mix_in = W.ToggleButtons(options=list(soups.MIX_CHOICES), value=soups.check_mix(mix), description="mix in",
+                                      tooltips=["one model: W + sum_i w_i s_i B_i A_i",
+                                                "sum_i w_i log p_i per token (MOD): k forwards"],
+                                      style={"button_width": "80px"})
+        self.restart = W.Checkbox(value=restart_on_move, description="restart on move", indent=False,
+                                  layout=W.Layout(width="160px"))
         self.prompt = W.Text(value=prompt, description="prompt", continuous_update=False,
                              layout=W.Layout(width="600px"))
-        self.answer_view, self.scores_view = W.HTML(answer_html("")), W.HTML()
+        self.answer_view, self.legend_view, self.scores_view = W.HTML(answer_html("")), W.HTML(), W.HTML()
         self.compare_title, self.compare_view, self.compare_scores_view = W.HTML(), W.HTML(answer_html("")), W.HTML()
         self.status_view = W.HTML()
         self.advanced_box = W.VBox(list(self.adapter_sliders.values()))
         self.compare_box = W.VBox([self.compare_title, self.compare_view, self.compare_scores_view])
-        soup_box = W.VBox([W.HTML("<b>soup</b>"), self.answer_view, self.scores_view])
-        self.widget = W.VBox([self.prompt, W.VBox(rows), W.HBox([self.advanced, self.compare]), self.advanced_box,
+        soup_box = W.VBox([W.HTML("<b>soup</b>"), self.answer_view, self.legend_view, self.scores_view])
+        self.widget = W.VBox([self.prompt, W.VBox(rows), W.HBox([self.advanced, self.compare]),
+                              W.HBox([self.mix_in, self.restart]), self.advanced_box,
                               W.HBox([soup_box, self.compare_box]), self.status_view])
         self._show_boxes()
 
         for slider in [*self.dimension_sliders.values(), *self.adapter_sliders.values()]:
             slider.observe(self._on_change, names="value")
         self.prompt.observe(self._on_change, names="value")
+        self.mix_in.observe(self._on_change, names="value")
         self.compare.observe(self._on_toggle, names="value")
         self.advanced.observe(self._on_toggle, names="value")
         self.observe(self._show_status, names="status")
@@ -308,24 +352,59 @@ class SoupWidget(traitlets.HasTraits):
             view.value = answer_html(getattr(self, trait))
         return not stale()
 
+    def _show_segments(self, answer: soups.RemixAnswer) -> None:
+        self.segments = [dict(label=seg.label(), weights={k: v for k, v in seg.weights.items() if v > 0},
+                              mix=seg.mix, text=text, tokens=len(seg.token_ids))
+                         for seg, text in zip(answer.segments, self._texts) if text or seg.token_ids]
+        self.answer_view.value = segments_html(self.segments)
+        self.legend_view.value = legend_html(self.segments)
+
+    def _write_soup(self, request: int) -> bool | None:
+        """The soup's answer under the sliders' mix: a new one, or the one a move interrupted, continued
+        from its tokens (unless "restart on move" or the prompt changed). True when finished, False when
+        a newer request stopped it, None when the weights were refused."""
+        stale = lambda: request != self._request    # noqa: E731
+        answer = self.remix_answer
+        go_on = (answer is not None and not answer.finished and not self.restart.value
+                 and answer.instruction == self.prompt.value)
+        if not go_on:
+            answer = soups.RemixAnswer(self.prompt.value)
+        try:
+            pieces = self.continue_fn(self.model, self.tokenizer, answer, self.current_weights(), mix=self.mix_in.value,
+                                      fold=self.fold, should_stop=stale, **self.generate_kw)
+        except ValueError as err:                   # e.g. all sliders at 0 in advanced mode
+            self.status = f"{err}"
+            return None
+        self.generations_started += 1
+        if go_on:
+            self.remixes += 1
+            self.status = f"re-mixed: going on from {len(answer.token_ids)} tokens ..."
+        else:
+            self.remix_answer, self._texts, self.answer = answer, [], ""
+            self.status = "writing ..."
+        self.weights, self.scores, self.compare_scores = answer.segments[-1].weights, {}, {}
+        self.scores_view.value = self.compare_scores_view.value = ""
+        self._texts.append("")
+        self._show_segments(answer)
+        for piece in pieces:
+            self.answer += piece
+            self._texts[-1] += piece
+            self._show_segments(answer)
+        return not stale()                          # finished: the next move starts a new answer
+
     def _generate(self, request: int) -> None:
         with self._lock:
             if request != self._request:           # a newer request came while we waited
                 return
-            weights, compare = self.current_weights(), self.compare.value
-            try:
-                applied = soups.set_soup_weights(self.model, weights)
-            except ValueError as err:               # e.g. all sliders at 0 in advanced mode
-                self.status = f"{err}"
+            compare = self.compare.value
+            finished = self._write_soup(request)
+            if finished is None:
                 return
-            self.generations_started += 1
-            self.weights, self.scores, self.compare_scores = applied, {}, {}
-            self.scores_view.value = self.compare_scores_view.value = ""
-            self.status = "writing ..."
-            if not self._stream(request, None, "answer", self.answer_view):
+            if not finished:
                 self.generations_cancelled += 1
                 self.status = "stopped: the sliders moved"
                 return
+            applied = self.weights
             self.scores = self.score_fn(self.prompt.value, self.answer)
             self.scores_view.value = score_bars_html(self.scores)
             if compare:
@@ -341,7 +420,11 @@ class SoupWidget(traitlets.HasTraits):
                 self.compare_scores = self.score_fn(self.prompt.value, self.compare_answer)
                 self.compare_scores_view.value = score_bars_html(self.compare_scores)
             self.generations_finished += 1
-            self.status = "weights: " + ", ".join(f"{k} {v:.2f}" for k, v in applied.items() if v > 0)
+            mixes = len(self.segments)
+            in_outputs = bool(self.segments) and self.segments[-1]["mix"] == "outputs"
+            self.status = ("weights: " + ", ".join(f"{k} {v:.2f}" for k, v in applied.items() if v > 0)
+                           + (" · mixed in outputs" if in_outputs else "")
+                           + (f" · {mixes} mixes wrote this answer" if mixes > 1 else ""))
 
     # ---- display --------------------------------------------------------------------------
 

@@ -65,6 +65,41 @@ def test_the_widget_writes_what_generate_writes_for_the_same_seed(soup_model):
             assert streamed.strip() == models.generate(model, tok, ["Name a fruit."], "P2A", **kw)[0]
 
 
+@pytest.mark.parametrize("temperature", [0.0, 0.7])
+def test_one_sampler_streamed_and_batched_answers_agree_greedy_and_sampled(soup_model, temperature):
+    """For a seed, the streamed pieces joined are the batched answer: models.stream_generate, an uninterrupted
+    soups.continue_answer (what the widget writes) and the widget itself, against models.generate."""
+    model, tok = soup_model
+    for seed in range(3):
+        kw = {**GEN, "temperature": temperature, "seed": seed}
+        soups.set_soup_weights(model, {"P2A": 1.0, "P3B": 1.0})
+        batched = models.generate(model, tok, ["Name a fruit."], **kw)[0]
+        assert "".join(models.stream_generate(model, tok, "Name a fruit.", **kw)).strip() == batched
+        answer = soups.RemixAnswer("Name a fruit.")
+        pieces = soups.continue_answer(model, tok, answer, {"P2A": 1.0, "P3B": 1.0}, **kw)
+        assert "".join(pieces).strip() == batched and answer.finished and len(answer.segments) == 1
+        assert answer.text(tok).strip() == batched
+    w = make(soup_model, sync=True, temperature=temperature)
+    w.dimension_sliders["P2"].value = 0.9
+    assert w.answer.strip() == models.generate(model, tok, ["Name a fruit."], **{**GEN, "temperature": temperature})[0]
+
+
+def test_continuing_an_answer_counts_its_tokens_and_refuses_a_finished_one(soup_model):
+    model, tok = soup_model
+    answer = soups.RemixAnswer("Name a fruit.")
+    stop_after = iter(range(100))
+    first = "".join(soups.continue_answer(model, tok, answer, {"P1A": 1.0}, **{**GEN, "max_new_tokens": 20},
+                                          should_stop=lambda: next(stop_after) >= 6))
+    assert not answer.finished and 1 <= len(answer.token_ids) <= 6
+    rest = "".join(soups.continue_answer(model, tok, answer, {"P1B": 1.0}, **{**GEN, "max_new_tokens": 20}))
+    assert answer.finished and len(answer.token_ids) <= 20
+    assert [s.weights["P1A"] for s in answer.segments] == [1.0, 0.0] and first + rest == answer.text(tok)
+    with pytest.raises(ValueError, match="finished"):
+        soups.continue_answer(model, tok, answer, {"P1A": 1.0}, **GEN)
+    with pytest.raises(ValueError, match="mix="):
+        soups.continue_answer(model, tok, soups.RemixAnswer("x"), {"P1A": 1.0}, mix="prompt", **GEN)
+
+
 def test_a_burst_of_slider_changes_starts_one_generation(soup_model):
     model, tok = soup_model
     w = make(soup_model, debounce_s=0.2)
@@ -78,26 +113,131 @@ def test_a_burst_of_slider_changes_starts_one_generation(soup_model):
     assert w.answer == expected_answer(model, tok, "Name a fruit.", final)
 
 
-def test_moving_a_slider_cancels_the_running_generation(soup_model):
-    model, tok = soup_model
+def slow(continue_fn=soups.continue_answer, delay=0.05):
+    """A continue_fn that hands each piece over `delay` s late (a slow model), so a test can move a slider mid-answer."""
+    def wrapped(*args, **kwargs):
+        pieces = continue_fn(*args, **kwargs)          # the mix is applied now (bad weights raise here)
 
-    def slow_stream(*args, **kwargs):
-        for piece in models.stream_generate(*args, **kwargs):
-            time.sleep(0.05)
-            yield piece
+        def late():
+            for piece in pieces:
+                time.sleep(delay)
+                yield piece
+        return late()
+    return wrapped
 
-    w = make(soup_model, debounce_s=0.01, stream_fn=slow_stream, max_new_tokens=40)
-    w.dimension_sliders["P2"].value = 0.0
+
+def move_mid_answer(w, slider="P2", value=1.0, min_chars=3):
+    """Start an answer, wait until it has some text, move a slider while it is written; returns the text shown then."""
+    w.dimension_sliders[slider].value = 0.0 if value else 1.0
     deadline = time.time() + 20
-    while not w.answer and time.time() < deadline:      # the first answer is being written
+    while len(w.answer) < min_chars and time.time() < deadline:   # the first answer is being written
         time.sleep(0.01)
-    assert w.answer and w.generations_finished == 0
-    w.dimension_sliders["P2"].value = 1.0
+    before = w.answer
+    assert before and w.generations_finished == 0
+    w.dimension_sliders[slider].value = value
     w.wait()
+    return before
+
+
+def test_restart_on_move_starts_a_new_answer(soup_model):
+    """The old behaviour, on request: a move while writing stops the answer and writes a new one from scratch."""
+    model, tok = soup_model
+    w = make(soup_model, debounce_s=0.01, continue_fn=slow(), max_new_tokens=40, restart_on_move=True)
+    move_mid_answer(w)
     assert (w.generations_started, w.generations_cancelled, w.generations_finished) == (2, 1, 1)
+    assert w.remixes == 0 and len(w.segments) == 1
     final = soups.dimension_weights_to_sides({"P1": 0.5, "P2": 1.0, "P3": 0.5})
     soups.set_soup_weights(model, final)
     assert w.answer == "".join(models.stream_generate(model, tok, "Name a fruit.", None, **{**GEN, "max_new_tokens": 40}))
+
+
+def test_a_move_mid_answer_continues_the_same_answer_under_the_new_weights(soup_model):
+    model, tok = soup_model
+    w = make(soup_model, debounce_s=0.01, continue_fn=slow(), max_new_tokens=40)
+    before = move_mid_answer(w)
+    assert (w.generations_started, w.generations_cancelled, w.generations_finished) == (2, 1, 1)
+    assert w.remixes == 1
+    first, second = w.segments
+    assert w.answer.startswith(before) and w.answer == first["text"] + second["text"]
+    assert first["text"].startswith(before)             # the tokens written before the move were kept
+    old = soups.dimension_weights_to_sides({"P1": 0.5, "P2": 0.0, "P3": 0.5})
+    new = soups.dimension_weights_to_sides({"P1": 0.5, "P2": 1.0, "P3": 0.5})
+    assert first["weights"] == pytest.approx({k: v / 3 for k, v in old.items() if v})
+    assert second["weights"] == pytest.approx({k: v / 3 for k, v in new.items() if v})
+    assert w.weights == pytest.approx({k: v / 3 for k, v in new.items()})
+    assert first["tokens"] + second["tokens"] <= 40 and first["tokens"] >= 1
+    # the second part is what the library writes after exactly that prefix under the new weights
+    prefix = w.remix_answer.token_ids[:first["tokens"]]
+    again = soups.RemixAnswer("Name a fruit.", segments=[soups.Segment(weights={}, mix="weights", token_ids=prefix)])
+    rest = "".join(soups.continue_answer(model, tok, again, new, **{**GEN, "max_new_tokens": 40}))
+    assert rest == second["text"] and again.finished
+    # and it differs from what the old weights would have written after it (the move mattered)
+    if second["tokens"] >= 5:
+        same = soups.RemixAnswer("Name a fruit.", segments=[soups.Segment(weights={}, mix="weights", token_ids=prefix)])
+        assert "".join(soups.continue_answer(model, tok, same, old, **{**GEN, "max_new_tokens": 40})) != rest
+    # colours and legend: one span and one legend row per mix
+    assert w.answer_view.value.count("class='rlphf-mix'") == 2
+    assert "rlphf-mix-legend" in w.legend_view.value and w.legend_view.value.count("tokens</div>") == 2
+    assert "2 mixes wrote this answer" in w.status
+
+
+def test_a_finished_answer_is_not_continued(soup_model):
+    """Continuing is for a move *while* writing: once an answer is done, a move writes a new one."""
+    model, tok = soup_model
+    w = make(soup_model, sync=True)
+    w.dimension_sliders["P2"].value = 0.0
+    w.dimension_sliders["P2"].value = 1.0
+    assert w.remixes == 0 and len(w.segments) == 1
+    assert w.answer == expected_answer(model, tok, "Name a fruit.",
+                                       soups.dimension_weights_to_sides({"P1": 0.5, "P2": 1.0, "P3": 0.5}))
+
+
+def test_the_legend_lists_the_mixes_that_wrote_the_answer():
+    from rlphf_lab.widgets import legend_html, segments_html
+
+    segs = [dict(label="P2A 0.50, P3A 0.50", text="Hello <b>", tokens=3),
+            dict(label="P2B 1.00 (outputs)", text=" world", tokens=2)]
+    legend = legend_html(segs)
+    assert "P2A 0.50, P3A 0.50" in legend and "P2B 1.00 (outputs)" in legend and "3 tokens" in legend
+    body = segments_html(segs)
+    assert "Hello &lt;b&gt;" in body and body.count("<span class='rlphf-mix'") == 2 and "pre-wrap" in body
+    assert legend_html([]) == ""
+
+
+def test_mix_in_outputs_uses_output_mixing(soup_model):
+    """The "mix in" toggle at "outputs": the answer is the output mixture's (MOD), not the weight soup's."""
+    model, tok = soup_model
+    calls = []
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs["mix"])
+        return soups.continue_answer(*args, **kwargs)
+
+    w = make(soup_model, sync=True, continue_fn=recording)
+    w.dimension_sliders["P2"].value = 1.0
+    weights = soups.dimension_weights_to_sides({"P1": 0.5, "P2": 1.0, "P3": 0.5})
+    soup_answer = w.answer
+    w.mix_in.value = "outputs"                          # the toggle writes a new answer
+    assert calls == ["weights", "outputs"] and w.generations_finished == 2
+    mixed = "".join(soups.stream_mixed_outputs(model, tok, "Name a fruit.", weights, **GEN))
+    assert w.answer == mixed and w.answer != soup_answer
+    assert w.segments[-1]["mix"] == "outputs" and "(outputs)" in w.legend_view.value
+    assert "mixed in outputs" in w.status
+    assert w.weights == pytest.approx({k: v / 3 for k, v in weights.items()})
+
+
+def test_a_move_mid_answer_in_outputs_mode_continues_with_output_mixing(soup_model):
+    model, tok = soup_model
+    w = make(soup_model, debounce_s=0.01, continue_fn=slow(), max_new_tokens=40, mix="outputs")
+    before = move_mid_answer(w)
+    assert w.remixes == 1 and [s["mix"] for s in w.segments] == ["outputs", "outputs"]
+    assert w.answer.startswith(before)
+    first, second = w.segments
+    new = soups.dimension_weights_to_sides({"P1": 0.5, "P2": 1.0, "P3": 0.5})
+    again = soups.RemixAnswer("Name a fruit.", segments=[
+        soups.Segment(weights={}, mix="outputs", token_ids=w.remix_answer.token_ids[:first["tokens"]])])
+    assert "".join(soups.continue_answer(model, tok, again, new, mix="outputs", **{**GEN, "max_new_tokens": 40})) \
+        == second["text"]
 
 
 def test_compare_with_preference_prompting_uses_the_base_model(soup_model):
@@ -114,7 +254,7 @@ def test_compare_with_preference_prompting_uses_the_base_model(soup_model):
     w.dimension_sliders["P3"].value = 0.0
     w.compare.value = True
     assert w.compare_preference == "P1B+P2A+P3A"          # P2 at 0.5: a tie goes to side A
-    assert calls[-2:] == [(None, False), ("P1B+P2A+P3A", True)]
+    assert calls[-1:] == [("P1B+P2A+P3A", True)]          # stream_fn writes the comparison only
     with model.disable_adapter():
         base = "".join(models.stream_generate(model, tok, "Name a fruit.", "P1B+P2A+P3A", **GEN))
     assert w.compare_answer == base and w.compare_scores == fake_scores("", base)

@@ -19,6 +19,7 @@ weights: activate the adapters and set each one's scale to w_i * s_i.
     merges   merges that make an adapter (average_ab_merge, peft_weighted_merge) and compare_merges
     fronts   score_soup_answers, sweep_weights, pareto_front (mix="weights" or "outputs")
     outputs  mixing in outputs (MOD): generate_mixed_outputs, stream_mixed_outputs, mixed_next_token_logprobs
+    remix    re-mix mid-answer: continue_answer goes on from the tokens so far under new weights (RemixAnswer)
 
     from rlphf_lab import soups
     model, tok, source = soups.load_soup()
@@ -41,6 +42,7 @@ from .merges import (DENSITY_METHODS, MERGE_METHODS, average_ab_merge, compare_m
                      peft_weighted_merge)
 from .outputs import (adapter_next_token_logprobs, generate_mixed_outputs, mix_logprobs, mixed_next_token_logprobs,
                       positive_weights, stream_mixed_outputs)
+from .remix import RemixAnswer, Segment, continue_answer
 from .mix import (SoupState, adapter_names, check_weights, model_lock, own_scales, set_soup_weights, soup_state,
                   soup_weights, use_adapter)
 from .weights import as_weights, combination_weights, dimension_weights_to_sides, nearest_combination, user_soup_weights
@@ -58,4 +60,5 @@ __all__ = ["load_adapters", "load_soup", "random_lora_adapters", "shipped_adapte
            "MERGE_METHODS",
            "score_soup_answers", "sweep_weights", "group_means", "pareto_optimal", "pareto_front", "default_score_fn",
            "MIX_CHOICES", "check_mix", "generate_mixed_outputs", "stream_mixed_outputs", "mixed_next_token_logprobs",
-           "adapter_next_token_logprobs", "mix_logprobs", "positive_weights"]
+           "adapter_next_token_logprobs", "mix_logprobs", "positive_weights",
+           "RemixAnswer", "Segment", "continue_answer"]

@@ -143,12 +143,14 @@ def pick_next_tokens(logprobs: torch.Tensor, *, temperature: float, top_p: float
 @torch.no_grad()
 def mixed_token_steps(model, tokenizer, texts: Sequence[str], weights: dict[str, float], *, max_new_tokens: int,
                       temperature: float, top_p: float, seed: int | None, normalize: bool = True,
-                      should_stop: Callable[[], bool] | None = None) -> Iterator[torch.Tensor]:
+                      should_stop: Callable[[], bool] | None = None,
+                      prefix_ids: Sequence[int] = ()) -> Iterator[torch.Tensor]:
     """Decode chat-formatted `texts` with the output mixture: yields the next token ids (B,) at each step.
 
     A finished row (it produced EOS) gets the pad token from then on; decoding stops when every row
     has finished, after max_new_tokens, or when `should_stop()` says so (checked before each token).
     The model lock is held per step, so a cell or widget may use the model between two tokens.
+    prefix_ids: answer tokens already written (one text only), fed after the prompt: decoding goes on from them.
     """
     w = positive_weights(model, weights, normalize)
     names, values = list(w), list(w.values())
@@ -162,6 +164,11 @@ def mixed_token_steps(model, tokenizer, texts: Sequence[str], weights: dict[str,
             generator.seed()
     enc = tokenizer(list(texts), return_tensors="pt", padding=True, add_special_tokens=False).to(device)
     input_ids, mask = enc["input_ids"], enc["attention_mask"]         # (B, T), left padded
+    if len(prefix_ids):
+        if len(texts) != 1:
+            raise ValueError("prefix_ids continues one answer: give one text.")
+        input_ids = torch.cat([input_ids, torch.tensor([list(prefix_ids)], device=device)], dim=1)
+        mask = torch.ones_like(input_ids)                             # (1, prompt + prefix)
     positions = position_ids_from_mask(mask)
     done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=device)
     cache = None
@@ -218,33 +225,20 @@ def generate_mixed_outputs(model, tokenizer, instructions: Sequence[str] | str, 
 def stream_mixed_outputs(model, tokenizer, instruction: str, weights: dict[str, float], preference=None, *,
                          max_new_tokens: int = 128, temperature: float = 0.7, top_p: float = 0.9,
                          seed: int | None = 0, normalize: bool = True,
-                         should_stop: Callable[[], bool] | None = None) -> Iterator[str]:
+                         should_stop: Callable[[], bool] | None = None, prefix_ids: Sequence[int] = ()) -> Iterator[str]:
     """Yield the output mixture's answer piece by piece, like `models.stream_generate` (for widgets).
 
     "".join(stream_mixed_outputs(m, tok, x, w, ...)).strip() == generate_mixed_outputs(m, tok, [x], w, ...)[0].
     `should_stop()` is checked before each token; closing the iterator stops decoding. Decoding runs
-    in the caller's thread, one locked forward per token.
+    in the caller's thread, one locked forward per token. prefix_ids: go on from these answer tokens
+    (their text is not yielded again; `soups.remix`).
     """
-    from ..models import check_sampling, format_chat
+    from ..models import StopLatch, check_sampling, decode_pieces, format_chat
 
     check_sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
     positive_weights(model, weights, normalize)
-    stopped = []
-
-    def stop() -> bool:
-        if should_stop is not None and should_stop():
-            stopped.append(True)
-        return bool(stopped)
-
-    new_ids, shown = [], ""
-    for tokens in mixed_token_steps(model, tokenizer, [format_chat(tokenizer, instruction, preference)], weights,
-                                    max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
-                                    normalize=normalize, should_stop=stop):
-        new_ids.append(int(tokens[0]))
-        text = tokenizer.decode(new_ids, skip_special_tokens=True)
-        if len(text) > len(shown) and not text.endswith("\ufffd"):     # wait for whole characters
-            yield text[len(shown):]
-            shown = text
-    text = tokenizer.decode(new_ids, skip_special_tokens=True)
-    if len(text) > len(shown) and not stopped:                        # the end, as `generate` decodes it
-        yield text[len(shown):]
+    stop = StopLatch(should_stop)
+    steps = mixed_token_steps(model, tokenizer, [format_chat(tokenizer, instruction, preference)], weights,
+                              max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                              normalize=normalize, should_stop=stop, prefix_ids=prefix_ids)
+    yield from decode_pieces(tokenizer, (int(tokens[0]) for tokens in steps), prefix_ids, stopped=lambda: stop.hit)
