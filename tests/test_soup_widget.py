@@ -304,3 +304,15 @@ def test_feedback_and_soup_widgets_live_in_one_module():
     assert {"FeedbackWidget", "SoupWidget", "score_bars_html"} <= set(dir(widgets))
     with pytest.raises(ImportError):
         importlib.import_module("rlphf_lab.widgets_soup")
+
+
+def test_fold_option_decodes_with_the_soup_folded_into_w(soup_model):
+    """fold=True: the weight soup is written into W (soups.fold) for decoding; outputs mode unfolds first."""
+    model, tok = soup_model
+    w = make(soup_model, sync=True, fold=True)
+    w.dimension_sliders["P2"].value = 1.0
+    assert soups.is_folded(model) and w.answer
+    assert soups.fold_state(model).weights == pytest.approx(w.weights)
+    w.mix_in.value = "outputs"                          # output mixing needs the plain W: unfolded, no error
+    assert not soups.is_folded(model) and w.segments[-1]["mix"] == "outputs" and w.generations_finished == 2
+    soups.set_soup_weights(model, {"P1A": 1.0})
