@@ -178,17 +178,28 @@ def slider(page, description: str):
     return page.locator(".widget-slider").filter(has=page.locator(".widget-label", has_text=description)).first
 
 
-def drag_slider(page, description: str, fraction: float) -> str:
+def drag_slider(page, description: str, fraction: float, tries: int = 3) -> str:
     """Drag the slider's handle with the mouse to `fraction` (0..1) of its track, in small steps like a
-    hand does; returns the slider's readout afterwards."""
+    hand does; returns the slider's readout afterwards. The slider is scrolled into view first (a
+    mouse outside the viewport hits nothing); a drag that did not move it (the page scrolled under
+    the mouse) is tried again."""
     s = slider(page, description)
-    handle, track = s.locator(".noUi-handle"), s.locator(".noUi-target")
-    h, t = handle.bounding_box(), track.bounding_box()
-    page.mouse.move(h["x"] + h["width"] / 2, h["y"] + h["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(t["x"] + fraction * t["width"], h["y"] + h["height"] / 2, steps=12)
-    page.mouse.up()
-    return s.locator(".widget-readout").inner_text().strip()
+    readout = s.locator(".widget-readout")
+    before = readout.inner_text().strip()
+    for _ in range(tries):
+        s.scroll_into_view_if_needed()
+        page.wait_for_timeout(300)                       # let the layout settle after the scroll
+        handle, track = s.locator(".noUi-handle"), s.locator(".noUi-target")
+        h, t = handle.bounding_box(), track.bounding_box()
+        y = h["y"] + h["height"] / 2
+        page.mouse.move(h["x"] + h["width"] / 2, y)
+        page.mouse.down()
+        page.mouse.move(t["x"] + fraction * t["width"], y, steps=12)
+        page.mouse.up()
+        after = readout.inner_text().strip()
+        if after != before:
+            return after
+    return after
 
 
 def answer_text(page) -> str:
