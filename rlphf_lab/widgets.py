@@ -201,7 +201,7 @@ class SoupWidget(traitlets.HasTraits):
     remixes = traitlets.Int(0)                # answers continued under a new mix (moves while writing)
 
     def __init__(self, model, tokenizer, *, adapters: list[str] | None = None, prompt: str = DEFAULT_PROMPT,
-                 score_fn=None, debounce_s: float = 0.3, max_new_tokens: int = 80, temperature: float = 0.7,
+                 scorer=None, debounce_s: float = 0.3, max_new_tokens: int = 80, temperature: float = 0.7,
                  top_p: float = 0.9, seed: int | None = 0, sync: bool = False, autostart: bool = True,
                  mix: str = "weights", restart_on_move: bool = False, fold: bool = False, stream_fn=None,
                  continue_fn=None):
@@ -210,7 +210,7 @@ class SoupWidget(traitlets.HasTraits):
         super().__init__()
         self.model, self.tokenizer = model, tokenizer
         self.adapters = list(adapters or soups.adapter_names(model))
-        self.score_fn = score_fn or soups.default_score_fn()
+        self.scorer = scorer          # the lab's scorer protocol (rlphf_lab.scoring); None: the simulated annotators
         self.stream_fn = stream_fn or models.stream_generate          # the comparison: base model + prompt
         self.continue_fn = continue_fn or soups.continue_answer       # the soup's answer, continued on a move
         self.fold = fold    # True: fold the weight soup into W (base-model speed, equal up to bf16 rounding)
@@ -392,6 +392,10 @@ class SoupWidget(traitlets.HasTraits):
             self._show_segments(answer)
         return not stale()                          # finished: the next move starts a new answer
 
+    def _scores(self, answer: str) -> dict[str, float]:
+        """{side: score} of one answer to the current prompt, from the widget's scorer."""
+        return soups.score_answers(self.scorer, [self.prompt.value], [answer])[0]
+
     def _generate(self, request: int) -> None:
         with self._lock:
             if request != self._request:           # a newer request came while we waited
@@ -405,7 +409,7 @@ class SoupWidget(traitlets.HasTraits):
                 self.status = "stopped: the sliders moved"
                 return
             applied = self.weights
-            self.scores = self.score_fn(self.prompt.value, self.answer)
+            self.scores = self._scores(self.answer)
             self.scores_view.value = score_bars_html(self.scores)
             if compare:
                 self.compare_preference = soups.nearest_combination(applied)
@@ -417,7 +421,7 @@ class SoupWidget(traitlets.HasTraits):
                     self.generations_cancelled += 1
                     self.status = "stopped: the sliders moved"
                     return
-                self.compare_scores = self.score_fn(self.prompt.value, self.compare_answer)
+                self.compare_scores = self._scores(self.compare_answer)
                 self.compare_scores_view.value = score_bars_html(self.compare_scores)
             self.generations_finished += 1
             mixes = len(self.segments)

@@ -3,6 +3,7 @@ debouncing, cancellation, the preference-prompting comparison."""
 import time
 
 import pytest
+import torch
 
 from rlphf_lab import models, soups
 from rlphf_lab.preferences import SIDES
@@ -19,8 +20,9 @@ def soup_model(tmp_path_factory):
     return soups.load_adapters(tiny_llama(), dirs), tiny_tokenizer()
 
 
-def fake_scores(instruction, response):
-    return {"P2A": -len(response) / 10, "P2B": len(response) / 10}
+def fake_scores(sides, instructions, responses):        # the lab's scorer protocol (rlphf_lab.scoring)
+    table = [{"P2A": -len(r) / 10, "P2B": len(r) / 10} for r in responses]
+    return torch.tensor([[row.get(s, 0.0) for s in sides] for row in table])
 
 
 def expected_answer(model, tok, prompt, weights, preference=None):
@@ -31,7 +33,7 @@ def expected_answer(model, tok, prompt, weights, preference=None):
 
 def make(soup_model, **kw):
     model, tok = soup_model
-    kw = dict(score_fn=fake_scores, autostart=False, **GEN) | kw
+    kw = dict(scorer=fake_scores, autostart=False, **GEN) | kw
     return SoupWidget(model, tok, prompt="Name a fruit.", **kw)
 
 
@@ -45,7 +47,7 @@ def test_slider_changes_update_answer_and_scores(soup_model):
     assert w.weights == pytest.approx({k: v / 3 for k, v in sides.items()})
     first = w.answer
     assert first == expected_answer(model, tok, "Name a fruit.", sides) and first
-    assert w.scores == fake_scores("Name a fruit.", first)
+    assert w.scores == soups.score_answers(fake_scores, ["Name a fruit."], [first])[0]
     assert "P2B" in w.scores_view.value
     w.dimension_sliders["P3"].value = 1.0               # another move: a different soup, a new answer
     assert w.answer == expected_answer(model, tok, "Name a fruit.", {**sides, "P3A": 0.0, "P3B": 1.0})
@@ -257,7 +259,7 @@ def test_compare_with_preference_prompting_uses_the_base_model(soup_model):
     assert calls[-1:] == [("P1B+P2A+P3A", True)]          # stream_fn writes the comparison only
     with model.disable_adapter():
         base = "".join(models.stream_generate(model, tok, "Name a fruit.", "P1B+P2A+P3A", **GEN))
-    assert w.compare_answer == base and w.compare_scores == fake_scores("", base)
+    assert w.compare_answer == base and w.compare_scores == soups.score_answers(fake_scores, [""], [base])[0]
     assert w.compare_box.layout.display is None          # shown side by side
     w.compare.value = False
     assert w.compare_box.layout.display == "none"
@@ -280,7 +282,7 @@ def test_advanced_mode_and_all_zero_weights(soup_model):
 def test_default_scores_come_from_the_simulated_annotators(soup_model):
     from rlphf_lab.feedback.annotators import score_all
 
-    w = make(soup_model, sync=True, score_fn=None)
+    w = make(soup_model, sync=True, scorer=None)
     w.refresh()
     assert w.scores == score_all(w.answer)
 

@@ -33,7 +33,7 @@ The reference code averaged A and B separately instead, which is not the same th
 from .delta import (ab_average_delta, ab_average_factors, adapter_delta, exact_delta, factor_similarity, lora_factors,
                     relative_gap)
 from .fold import FoldState, fold_memory, fold_soup_weights, fold_state, folded, is_folded, unfold_soup
-from .fronts import default_score_fn, group_means, pareto_front, pareto_optimal, score_soup_answers, sweep_weights
+from .fronts import group_means, pareto_front, pareto_optimal, score_answers, score_soup_answers, sweep_weights
 from .fronts import MIX_CHOICES, check_mix
 from .loading import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, BASELINE_ADAPTERS, SHIPPED_DIR, check_compatible,
                       expected_lora_shapes, load_adapters, load_soup, random_lora_adapters, read_adapter_config,
@@ -58,7 +58,7 @@ __all__ = ["load_adapters", "load_soup", "random_lora_adapters", "shipped_adapte
            "factor_similarity",
            "average_ab_merge", "peft_weighted_merge", "compare_merges", "logit_difference", "DENSITY_METHODS",
            "MERGE_METHODS",
-           "score_soup_answers", "sweep_weights", "group_means", "pareto_optimal", "pareto_front", "default_score_fn",
+           "score_soup_answers", "sweep_weights", "group_means", "pareto_optimal", "pareto_front", "score_answers",
            "MIX_CHOICES", "check_mix", "generate_mixed_outputs", "stream_mixed_outputs", "mixed_next_token_logprobs",
            "adapter_next_token_logprobs", "mix_logprobs", "positive_weights",
            "RemixAnswer", "Segment", "continue_answer"]

@@ -12,7 +12,7 @@ next-token log-probabilities instead (MOD, outputs.py), with the same weights.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
@@ -30,11 +30,6 @@ def check_mix(mix) -> str:
         raise ValueError(f"mix={mix!r}: choose one of {', '.join(repr(m) for m in MIX_CHOICES)} ('weights' mixes the "
                          f"adapters' weights into one model, 'outputs' mixes their next-token log-probabilities).")
     return mix
-
-
-def default_score_fn() -> Callable[[str, str], dict[str, float]]:
-    """(instruction, response) -> {side: score} from the simulated annotators (what the SoupWidget shows)."""
-    return lambda instruction, response: score_answers(None, [instruction], [response])[0]
 
 
 def score_answers(scorer: Scorer | None, instructions: Sequence[str], answers: Sequence[str]) -> list[dict]:
