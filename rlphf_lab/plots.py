@@ -84,6 +84,28 @@ def plot_pareto_fronts(fronts: list[dict], figsize=None):
     return fig
 
 
+def plot_mixing_places(fronts: dict, ax=None, title: str | None = None):
+    """Where to mix, on one plot (notebook 06): {"weights": front, "outputs": front} of
+    `soups.pareto_front` on the same two sides and prompts, one line per place, with the first
+    front's reference points (prompting, single adapters, base model) as markers."""
+    from .preferences import get_preference
+
+    fig, ax = _axes(ax, figsize=(6, 4.6))
+    first = next(iter(fronts.values()))
+    x, y = first["x"], first["y"]
+    for (place, front), style in zip(fronts.items(), ("-o", "--s", ":^")):
+        means = _mean_by_label(front["sweep"], (x, y))
+        ax.plot([m[0] for m in means.values()], [m[1] for m in means.values()], style, label=f"mix in {place}")
+    for (label, (px, py)), marker in zip(_mean_by_label(first["reference"], (x, y)).items(), "DvP*hX"):
+        ax.plot(px, py, marker, markersize=8, linestyle="none", label=label)
+    ax.set_xlabel(f"mean {x} ({get_preference(x).name}) score")
+    ax.set_ylabel(f"mean {y} ({get_preference(y).name}) score")
+    ax.set_title(title or f"{x} to {y}: mixing in the prompt, the weights or the outputs", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
 def plot_sweep_scores(front: dict, ax=None):
     """Mean x and y scores against the soup weight t (0 = start, 1 = end) of one `soups.pareto_front`,
     with the prompting baselines as dashed lines in the same colours: does the soup move smoothly,
