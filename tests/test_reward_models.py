@@ -107,3 +107,21 @@ def test_trl_reward_model_reload_keeps_the_trained_score_head(tmp_path):
     fresh = trl_scores(base, tok, ins, res)
     print("fresh head", fresh, "trained + reloaded", after)
     assert (fresh - after).abs().max() > 0.2, "the reloaded head scores like a fresh random head"
+
+
+def test_the_feature_cache_is_keyed_by_the_backbone_and_its_dtype(tmp_path, monkeypatch):
+    """Features of another model (or the same model in another dtype) are never read from the cache."""
+    import torch
+
+    from rlphf_lab import config
+    from rlphf_lab.rewards import features as F
+    from tiny_models import tiny_llama, tiny_tokenizer
+
+    monkeypatch.setattr(config, "cache_dir", lambda: tmp_path)
+    rows = [{"id": "a", "instruction": "Say hi.", "response": "Hi there."}]
+    tok = tiny_tokenizer()
+    first = F.cached_features(tiny_llama(), tok, rows, name="t", progress=False)
+    again = F.cached_features(tiny_llama(), tok, rows, name="t", progress=False)
+    assert len(list((tmp_path / "features").glob("t-*.pt"))) == 1 and torch.equal(first["a"], again["a"])
+    F.cached_features(tiny_llama().to(torch.bfloat16), tok, rows, name="t", progress=False)
+    assert len(list((tmp_path / "features").glob("t-*.pt"))) == 2

@@ -120,10 +120,13 @@ def cached_features(model, tokenizer, rows: list[dict], *, name: str, batch_size
                     progress: bool = True) -> dict[str, torch.Tensor]:
     """Features for candidate rows ({"id", "instruction", "response"}), cached on disk by content.
 
-    Returns {candidate id: feature vector}. The cache key hashes the texts and FEATURE_VERSION, so a
-    changed candidate file or feature definition is recomputed, never silently reused.
+    Returns {candidate id: feature vector}. The cache key hashes the texts, FEATURE_VERSION, the
+    backbone (its name or path) and its dtype, so a changed candidate file, feature definition or
+    model is recomputed, never silently reused.
     """
-    digest = hashlib.sha256(FEATURE_VERSION.encode())
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    backbone = f"{getattr(base.config, '_name_or_path', type(base).__name__)}|{next(base.parameters()).dtype}"
+    digest = hashlib.sha256(f"{FEATURE_VERSION}|{backbone}".encode())
     for r in rows:
         digest.update(f"{r['id']}\x00{r['instruction']}\x00{r['response']}\x01".encode())
     path = config.cache_dir() / "features" / f"{name}-{digest.hexdigest()[:16]}.pt"
