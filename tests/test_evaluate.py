@@ -219,3 +219,10 @@ def test_cost_plot_labels_runs_in_minutes_or_hours():
     assert len(gpu.axes[0].lines) == 3                           # soups, per combination, Prompted-MORL
     cpu = plot_training_cost(E.training_cost(side_seconds=2750.0))
     assert "6.1 h" in [t.get_text() for t in cpu.axes[0].texts] and len(cpu.axes[0].lines) == 2
+
+
+def test_choose_methods_names_unknown_ones_and_the_ones_without_adapters(tmp_path):
+    methods, missing = E.choose_methods(["vanilla", "prompting", "P2A"], tmp_path)     # no adapters there
+    assert methods == ["prompting"] and missing == ["P2A"]
+    with pytest.raises(ValueError, match="Unknown methods \\['bogus'\\]; choose from vanilla"):
+        E.choose_methods(["bogus"], tmp_path)

@@ -148,12 +148,7 @@ def _cmd_evaluate(args) -> int:
     start = time.perf_counter()
     model = tokenizer = None
     if generating:
-        wanted = tuple(args.methods.split(",")) if args.methods else E.METHODS + E.EXTRA_METHODS
-        unknown = [m for m in wanted if m not in E.METHOD_SPEC]
-        if unknown:
-            raise ValueError(f"Unknown methods {unknown}; choose from {', '.join(E.METHOD_SPEC)}.")
-        methods = E.available_methods(adapters, [m for m in wanted if m != E.BASELINE])
-        missing = [m for m in wanted if m not in methods and m != E.BASELINE]
+        methods, missing = E.choose_methods(args.methods.split(",") if args.methods else None, adapters)
         if missing:
             print(f"note: no adapters for {missing} in {adapters}; evaluating {methods} only "
                   f"(train them with `make artifacts`).", file=sys.stderr)

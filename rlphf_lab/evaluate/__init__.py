@@ -19,7 +19,7 @@ scalarization (P1A+P2A+P3A), so it is reported beside the table, not as a method
 
 `rlphf-lab evaluate` runs all three and writes CSV + markdown tables under data/evaluation/.
 
-    methods      METHODS, METHOD_SPEC, BASELINE, available_methods, load_evaluation_model, generate_responses
+    methods      METHODS, METHOD_SPEC, BASELINE, available_methods, choose_methods, load_evaluation_model, generate_responses
     verdicts     judge_responses: win / tie / loss per side against the vanilla answer
     win_rates    win_rate, bootstrap_ci, paired_difference, win_rate_table, side_table
     mean_scores  mean_annotator_scores, mean_reward_scores (per side, and length)
@@ -35,13 +35,13 @@ from ..tables import markdown_table, read_csv, write_csv   # noqa: F401  (E.read
 from .ai_judge import agreement, ai_judge_verdicts
 from .cost import COST_SCENARIOS, DEVICES, measured_training_cost, run_seconds, training_cost
 from .mean_scores import mean_annotator_scores, mean_reward_scores
-from .methods import (BASELINE, EXTRA_METHODS, METHOD_SPEC, METHODS, SIDE_ADAPTERS, available_methods,
+from .methods import (BASELINE, EXTRA_METHODS, METHOD_SPEC, METHODS, SIDE_ADAPTERS, available_methods, choose_methods,
                       generate_responses, load_evaluation_model)
 from .report import REPORT_SECTIONS, evaluation_tables, report_markdown
 from .verdicts import judge_responses
 from .win_rates import POINTS, bootstrap_ci, paired_difference, side_table, win_rate, win_rate_table
 
-__all__ = ["METHODS", "BASELINE", "METHOD_SPEC", "SIDE_ADAPTERS", "EXTRA_METHODS", "available_methods",
+__all__ = ["METHODS", "BASELINE", "METHOD_SPEC", "SIDE_ADAPTERS", "EXTRA_METHODS", "available_methods", "choose_methods",
            "load_evaluation_model", "generate_responses", "judge_responses", "POINTS", "win_rate", "bootstrap_ci",
            "paired_difference", "win_rate_table", "side_table", "mean_annotator_scores", "mean_reward_scores",
            "evaluation_tables", "REPORT_SECTIONS", "report_markdown", "ai_judge_verdicts", "agreement",

@@ -51,6 +51,17 @@ def available_methods(adapters_dir: str | Path, methods: Sequence[str] = METHODS
     return [m for m in methods if all(n in found for n in _needed_adapters([m]))]
 
 
+def choose_methods(wanted: Sequence[str] | None, adapters_dir: str | Path) -> tuple[list[str], list[str]]:
+    """The methods to evaluate: `wanted` (None: every method) that have their adapters, and the
+    wanted ones that do not (to say so). An unknown method is a ValueError naming the choices."""
+    wanted = list(wanted) if wanted else list(METHODS + EXTRA_METHODS)
+    unknown = [m for m in wanted if m not in METHOD_SPEC]
+    if unknown:
+        raise ValueError(f"Unknown methods {unknown}; choose from {', '.join(METHOD_SPEC)}.")
+    methods = available_methods(adapters_dir, [m for m in wanted if m != BASELINE])
+    return methods, [m for m in wanted if m not in methods and m != BASELINE]
+
+
 def load_evaluation_model(model, adapters_dir: str | Path, methods: Sequence[str]):
     """The base model with every adapter the methods need loaded once (soups switch by scales)."""
     from ..soups import load_adapters, shipped_adapter_dirs
