@@ -81,3 +81,12 @@ def test_library_deprecation_notices_are_hidden_and_the_lab_s_own_warnings_are_n
         warnings.warn_explicit("lab warning", UserWarning, "y.py", 1, module="rlphf_lab.data")
         warnings.warn_explicit("old lab name", FutureWarning, "y.py", 2, module="rlphf_lab.data")
     assert [str(w.message) for w in caught] == ["lab warning", "old lab name"]
+
+
+def test_every_notebook_cell_has_an_id():
+    """nbformat 4.5 wants an id on every cell (a future nbformat refuses a notebook without)."""
+    import json
+
+    for nb in sorted((Path(__file__).resolve().parent.parent / "notebooks").rglob("*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        assert all("id" in c for c in cells), nb.name
