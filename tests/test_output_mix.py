@@ -1,5 +1,4 @@
 """Mixing in outputs (MOD) on a tiny random Llama: log p_mix = log_softmax(sum_i w_i log p_i), per token."""
-import math
 import threading
 
 import pytest
@@ -7,7 +6,7 @@ import torch
 
 from rlphf_lab import models, soups
 from rlphf_lab.soups import outputs
-from tiny_models import tiny_llama, tiny_tokenizer
+from tiny_models import BAD_SOUP_WEIGHTS, three_soup_adapters, tiny_llama, tiny_tokenizer
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing")
 
@@ -18,11 +17,7 @@ PROMPTS = ["Hi", "Why is the sky so blue on a clear day?"]      # different leng
 
 @pytest.fixture(scope="module")
 def adapter_dirs(tmp_path_factory):
-    """Three random adapters (B non-zero), r = 16, 16 and 8, as in test_soups."""
-    root = tmp_path_factory.mktemp("adapters")
-    dirs = soups.random_lora_adapters(tiny_llama(), CODES[:2], root, r=16, lora_alpha=32, std=0.1, seed=1)
-    dirs |= soups.random_lora_adapters(tiny_llama(), CODES[2:], root, r=8, lora_alpha=32, std=0.1, seed=2)
-    return dirs
+    return three_soup_adapters(tmp_path_factory.mktemp("adapters"))
 
 
 @pytest.fixture
@@ -229,15 +224,7 @@ def test_every_forward_holds_the_model_lock(soup, tok):
 
 # ---- errors --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("weights, message", [
-    ({"P1A": -0.5, "P1B": 1}, "negative"),
-    ({"P1A": math.nan}, "finite"),
-    ({"P1A": 0, "P1B": 0.0}, "All weights are zero"),
-    ({"P3B": 1}, r"not loaded.*P1A"),
-    ({}, "non-empty"),
-    ([0.5, 0.5], "dict"),
-    ({"P1A": "lots"}, "not a number"),
-])
+@pytest.mark.parametrize("weights, message", BAD_SOUP_WEIGHTS)
 def test_bad_weights_raise(soup, tok, weights, message):
     with pytest.raises(ValueError, match=message):
         soups.generate_mixed_outputs(soup, tok, ["Hi"], weights, max_new_tokens=2)

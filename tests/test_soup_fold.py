@@ -1,7 +1,6 @@
 """The soup folded into the base weights (soups.fold) on a tiny random Llama: same logits as the live
 soup, exact restore, no drift, no memory growth, the same errors, and no LoRA branch in the forward pass."""
 import json
-import math
 import shutil
 import threading
 
@@ -9,7 +8,7 @@ import pytest
 import torch
 
 from rlphf_lab import soups
-from tiny_models import tiny_llama
+from tiny_models import BAD_SOUP_WEIGHTS, three_soup_adapters, tiny_llama
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing")
 
@@ -20,11 +19,7 @@ ATOL, RTOL = 1e-5, 1e-4
 
 @pytest.fixture(scope="module")
 def adapter_dirs(tmp_path_factory):
-    """Three random adapters (A and B non-zero): r = 16, 16 and 8, on q_proj and v_proj."""
-    root = tmp_path_factory.mktemp("fold_adapters")
-    dirs = soups.random_lora_adapters(tiny_llama(), CODES[:2], root, r=16, lora_alpha=32, std=0.1, seed=1)
-    dirs |= soups.random_lora_adapters(tiny_llama(), CODES[2:], root, r=8, lora_alpha=32, std=0.1, seed=2)
-    return dirs
+    return three_soup_adapters(tmp_path_factory.mktemp("fold_adapters"))
 
 
 @pytest.fixture
@@ -151,16 +146,7 @@ def test_a_thousand_folds_neither_drift_nor_grow(soup):
     assert soups.fold_memory(soup) == memory
 
 
-@pytest.mark.parametrize("weights, message", [
-    ({"P1A": -0.5, "P1B": 1}, "negative"),
-    ({"P1A": math.nan}, "finite"),
-    ({"P1A": math.inf}, "finite"),
-    ({"P1A": 0, "P1B": 0.0}, "All weights are zero"),
-    ({"P3B": 1}, r"not loaded.*P1A"),
-    ({}, "non-empty"),
-    ({"P1A": "lots"}, "not a number"),
-    (["P1A"], "non-empty dict"),
-])
+@pytest.mark.parametrize("weights, message", BAD_SOUP_WEIGHTS)
 def test_bad_weights_raise_the_same_errors_and_touch_nothing(soup, weights, message):
     with pytest.raises(ValueError, match=message) as live_error:
         soups.set_soup_weights(soup, weights)

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from rlphf_lab import soups
-from tiny_models import tiny_llama, tiny_tokenizer
+from tiny_models import BAD_SOUP_WEIGHTS, three_soup_adapters, tiny_llama, tiny_tokenizer
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing")
 
@@ -17,11 +17,7 @@ ALPHA = 32
 
 @pytest.fixture(scope="module")
 def adapter_dirs(tmp_path_factory):
-    """Three random adapters (B non-zero) with r = 16, 16 and 8: different ranks are fine for a soup."""
-    root = tmp_path_factory.mktemp("adapters")
-    dirs = soups.random_lora_adapters(tiny_llama(), CODES[:2], root, r=16, lora_alpha=ALPHA, std=0.1, seed=1)
-    dirs |= soups.random_lora_adapters(tiny_llama(), CODES[2:], root, r=8, lora_alpha=ALPHA, std=0.1, seed=2)
-    return dirs
+    return three_soup_adapters(tmp_path_factory.mktemp("adapters"), lora_alpha=ALPHA)
 
 
 @pytest.fixture
@@ -175,15 +171,7 @@ def test_peft_merge_needs_density_for_pruning_methods(soup):
     assert name == "dare_ties"
 
 
-@pytest.mark.parametrize("weights, message", [
-    ({"P1A": -0.5, "P1B": 1}, "negative"),
-    ({"P1A": math.nan}, "finite"),
-    ({"P1A": math.inf}, "finite"),
-    ({"P1A": 0, "P1B": 0.0}, "All weights are zero"),
-    ({"P3B": 1}, r"not loaded.*P1A"),
-    ({}, "non-empty"),
-    ({"P1A": "lots"}, "not a number"),
-])
+@pytest.mark.parametrize("weights, message", BAD_SOUP_WEIGHTS)
 def test_bad_weights_raise(soup, weights, message):
     with pytest.raises(ValueError, match=message):
         soups.set_soup_weights(soup, weights)

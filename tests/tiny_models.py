@@ -31,3 +31,29 @@ def tiny_llama(seed: int = 0, vocab_size: int = 259):
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
                          pad_token_id=256, eos_token_id=258, bos_token_id=257)
     return LlamaForCausalLM(config).eval()
+
+
+SOUP_CODES = ["P1A", "P1B", "P2A"]
+
+
+def three_soup_adapters(root, lora_alpha: int = 32):
+    """Three random LoRA adapters for the tiny Llama (A and B non-zero), r = 16, 16 and 8 on q_proj and
+    v_proj: different ranks are fine for a soup. Returns {code: folder}."""
+    from rlphf_lab import soups
+
+    dirs = soups.random_lora_adapters(tiny_llama(), SOUP_CODES[:2], root, r=16, lora_alpha=lora_alpha, std=0.1, seed=1)
+    dirs |= soups.random_lora_adapters(tiny_llama(), SOUP_CODES[2:], root, r=8, lora_alpha=lora_alpha, std=0.1, seed=2)
+    return dirs
+
+
+# soup weights that must be refused, with a piece of the message that says why
+BAD_SOUP_WEIGHTS = [
+    ({"P1A": -0.5, "P1B": 1}, "negative"),
+    ({"P1A": float("nan")}, "finite"),
+    ({"P1A": float("inf")}, "finite"),
+    ({"P1A": 0, "P1B": 0.0}, "All weights are zero"),
+    ({"P3B": 1}, r"not loaded.*P1A"),
+    ({}, "non-empty"),
+    ({"P1A": "lots"}, "not a number"),
+    (["P1A"], "non-empty dict"),
+]
