@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Train every shipped policy adapter with the project's own CLI, seeded, and install it into data/adapters/:
-#   the six Personalized Soups sides, Prompted-MORL, the RLHF baseline, MORLAIF, the multitask SFT baseline.
+#   the six Personalized Soups sides, Prompted-MORL, the RLHF baseline, MORLAIF, the multitask SFT baseline,
+#   and the six DPO side adapters (dpo-P1A ... dpo-P3B: TRL's DPOTrainer on each side's labelled pairs).
 #
 #   bash scripts/make_artifacts.sh               # one run after another, all cores each (the CPU way)
 #   JOBS=10 bash scripts/make_artifacts.sh       # all at once, e.g. on a GPU (CUDA is used when present)
@@ -42,6 +43,9 @@ RUNS=(
   "morlaif|train-policy --morlaif P1A,P2A,P3A $PPO"
   "multitask|train-sft --epochs ${SFT_EPOCHS:-1} --batch-size 8 --seed 0 ${SFT_STEPS:+--max-steps $SFT_STEPS}"
 )
+# DPO: DPO_PAIRS pairs of each side (annotator gap >= 1), one epoch of batch 8; about 18 minutes per side on 2 cores
+DPO="--max-pairs ${DPO_PAIRS:-256} --seed 0 --resume ${DPO_STEPS:+--max-steps $DPO_STEPS}"
+for side in P2A P2B P1A P1B P3A P3B; do RUNS+=("dpo-$side|train-dpo --preference $side $DPO"); done
 
 $LAB fetch-model        # convert the model once, before parallel runs would race for the cache
 

@@ -7,7 +7,7 @@ import sys
 from .feedback_commands import (_cmd_add_hacks, _cmd_fetch_model, _cmd_generate, _cmd_generate_candidates,
                                 _cmd_judge_agreement, _cmd_label_pairs, _cmd_label_raters)
 from .options import COUNT, COUNT0, RATE, SEED, Parser, disagreement, real, whole
-from .training_commands import _cmd_evaluate, _cmd_train_policy, _cmd_train_rewards, _cmd_train_sft
+from .training_commands import _cmd_evaluate, _cmd_train_dpo, _cmd_train_policy, _cmd_train_rewards, _cmd_train_sft
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +68,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default runs/policies/multitask)")
     overwrite(p)
 
+    p = command("train-dpo", _cmd_train_dpo,
+                "one side's LoRA adapter by DPO on its labelled pairs (TRL's DPOTrainer; no reward model, no sampling)")
+    p.add_argument("--preference", required=True, help="the side, e.g. P1A")
+    p.add_argument("--train-pairs", default="pairs_train", help="shipped pair set or path (default pairs_train)")
+    p.add_argument("--eval-pairs", default="pairs_eval", help="held-out pairs for accuracy and margin (default pairs_eval)")
+    p.add_argument("--max-pairs", type=COUNT, default=None, help="train on a seeded subset of n pairs (quick mode: 8; default 256)")
+    p.add_argument("--eval-pairs-n", type=COUNT, default=None, help="held-out pairs scored before and after (quick mode: 8; default 32)")
+    p.add_argument("--min-gap", type=real(0.0), default=1.0,
+                   help="keep pairs whose annotator scores differ by at least this (clearer preferences first)")
+    p.add_argument("--hack-share", type=real(0.0), default=0.1,
+                   help="at most this share of the pairs reject a hack answer (the rest contrast the side itself)")
+    p.add_argument("--max-steps", type=COUNT, default=None, help="stop after n optimizer steps (quick mode: 2; default one epoch)")
+    p.add_argument("--batch-size", type=COUNT, default=8)
+    p.add_argument("--learning-rate", type=RATE, default=1e-3)
+    p.add_argument("--beta", type=RATE, default=0.1, help="how strongly the adapter is held near the base model")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when present)")
+    p.add_argument("--candidates", default=None, help="default data/candidates.jsonl")
+    p.add_argument("--out", default=None, help="output folder (default runs/policies/dpo-SIDE; shipped: data/adapters/dpo-SIDE)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    overwrite(p)
+
     p = command("evaluate", _cmd_evaluate, "win rates of every method against the vanilla model over the 8 combinations")
     p.add_argument("--adapters", default=None, help="folder of trained adapters (default data/adapters)")
     p.add_argument("--out", default=None, help="output folder (default runs/evaluate; the shipped one: data/evaluation)")
@@ -76,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=COUNT, default=16)
     p.add_argument("--regenerate", action="store_true", help="sample new answers even if OUT/responses.jsonl exists")
     p.add_argument("--generate-only", action="store_true", help="write responses.jsonl and stop (e.g. on a GPU)")
+    p.add_argument("--add", action="store_true",
+                   help="answer only --methods and add them to OUT/responses.jsonl (the other answers are kept)")
     p.add_argument("--methods", default=None, help="comma-separated subset, e.g. P2A,P2B (default: all; vanilla always)")
     p.add_argument("--ai-judge", type=COUNT0, default=0, metavar="N", help="also ask the AI judge on N sampled comparisons")
     p.add_argument("--reward-scores", action="store_true",

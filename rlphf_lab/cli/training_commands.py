@@ -1,6 +1,6 @@
 """The commands that train and evaluate: reward models, PPO policies, the SFT baseline, the evaluation.
 
-    rlphf-lab train-rewards | train-policy | train-sft | evaluate
+    rlphf-lab train-rewards | train-policy | train-sft | train-dpo | evaluate
 
 Each only calls the library (the options were checked by cli/parser.py and cli/options.py).
 """
@@ -123,8 +123,76 @@ def _cmd_train_sft(args) -> int:
     return 0
 
 
+def _cmd_train_dpo(args) -> int:
+    from ..config import pick
+    from ..data import load_pairs, read_jsonl
+    from ..preferences import get_preference
+    from ..rl.dpo import check_dpo_out, train_dpo_side
+
+    side = get_preference(args.preference).code           # a bad code fails before any model loads
+    out = output_dir(or_default(args.out, default_out("policies", f"dpo-{side}")))
+    check_dpo_out(out, overwrite=args.overwrite, resume=args.resume)
+    candidates = read_jsonl(candidates_file(args))
+    summary = train_dpo_side(candidates, load_pairs(args.train_pairs, candidates), load_pairs(args.eval_pairs, candidates),
+                             side, out, max_pairs=sized(args.max_pairs, 8, 256), eval_pairs_n=sized(args.eval_pairs_n, 8, 32),
+                             max_steps=args.max_steps if args.max_steps is not None else pick(2, -1),
+                             batch_size=args.batch_size, learning_rate=args.learning_rate, beta=args.beta,
+                             min_gap=args.min_gap, hack_share=args.hack_share, seed=args.seed, resume=args.resume, device=args.device,
+                             command=command_line(args))
+    print(f"DPO {side}: {summary['pairs']} pairs, {summary['steps']} steps, {summary['wall_time_s']} s; held-out "
+          f"accuracy {summary['eval_accuracy_before']:.2f} -> {summary['eval_accuracy']:.2f}, margin "
+          f"{summary['eval_margin_before']:.3f} -> {summary['eval_margin']:.3f}; adapter in {out / 'adapter'}")
+    return 0
+
+
 EVALUATION_FILES = ("verdicts.jsonl", "win_rates.csv", "win_rates_by_side.csv", "mean_scores.csv",
-                    "soup_vs_others.csv", "win_rates.md", "win_rates.csv.provenance.json")
+                    "soup_vs_others.csv", "dpo_soup_vs_others.csv", "win_rates.md", "win_rates.csv.provenance.json")
+
+
+def _add_methods(args, out: Path, adapters: Path, responses_file: Path) -> int:
+    """`evaluate --add --methods dpo-soup`: answer the eval prompts with the named methods only, keep every
+    other method's answers (and the vanilla ones they are judged against), then rebuild every table."""
+    import json
+    import time
+
+    from .. import evaluate as E
+    from ..data import load_prompts, read_jsonl, write_jsonl, write_provenance
+    from ..models import load_policy
+
+    if not responses_file.exists():
+        raise FileNotFoundError(f"--add adds methods to an evaluation, and {responses_file} does not exist; "
+                                f"run `rlphf-lab evaluate --out {out}` first (or leave out --add).")
+    if not args.methods or args.regenerate:
+        raise ValueError("--add needs --methods (the methods to answer now) and excludes --regenerate.")
+    methods, missing = E.choose_methods(args.methods.split(","), adapters)
+    if missing:
+        raise ValueError(f"No adapters for {missing} in {adapters}; train them first (`make artifacts`).")
+    old = read_jsonl(responses_file)
+    provenance_file = responses_file.with_name(responses_file.name + ".provenance.json")
+    earlier = json.loads(provenance_file.read_text()) if provenance_file.exists() else None
+    runs = (earlier or {}).get("runs", [earlier] if earlier else [])
+    first = runs[0] if runs else {}
+    for option, value in (("seed", args.seed), ("max_new_tokens", args.max_new_tokens)):
+        if first.get(option, value) != value:
+            raise ValueError(f"{responses_file} was sampled with {option} {first[option]}; add methods with the "
+                             f"same --{option.replace('_', '-')} {first[option]} so that they are comparable.")
+    ids = {r["prompt_id"] for r in old if r["method"] == E.BASELINE}
+    prompts = [p for p in load_prompts("eval") if p["id"] in ids]
+    start = time.perf_counter()
+    model, tokenizer = load_policy()
+    new = E.generate_responses(model, tokenizer, adapters, prompts, methods=methods, baseline=False,
+                               max_new_tokens=args.max_new_tokens, seed=args.seed, batch_size=args.batch_size)
+    rows = [r for r in old if r["method"] not in methods] + new
+    write_jsonl(responses_file, rows)
+    run = {"command": command_line(args), "methods": methods, "prompts": len(prompts), "device": str(model.device),
+           "wall_time_s": round(time.perf_counter() - start, 1), "adapters": str(adapters)}
+    write_provenance(responses_file, command=command_line(args), seed=args.seed,
+                     wall_time_s=time.perf_counter() - start, max_new_tokens=args.max_new_tokens,
+                     note=f"{', '.join(methods)} added to the answers of the earlier runs (kept as they were)",
+                     runs=[*runs, run])
+    print(f"{len(new)} answers of {methods} added to {responses_file} ({len(rows)} in all); tables rebuilt")
+    args.add, args.overwrite = False, True        # the tables are rebuilt from every answer
+    return _cmd_evaluate(args)
 
 
 def _cmd_evaluate(args) -> int:
@@ -140,6 +208,8 @@ def _cmd_evaluate(args) -> int:
         raise FileNotFoundError(f"--adapters {adapters}: no such folder; pass the folder that holds <method>/adapter "
                                 f"(the shipped ones are in {ADAPTERS_DIR}).")
     responses_file = out / "responses.jsonl"
+    if args.add:
+        return _add_methods(args, out, adapters, responses_file)
     generating = args.regenerate or not responses_file.exists()
     results = ((["responses.jsonl", "responses.jsonl.provenance.json"] if generating else [])
                + ([] if args.generate_only else [*EVALUATION_FILES, *(["reward_scores.csv"] if args.reward_scores else []),
@@ -170,7 +240,7 @@ def _cmd_evaluate(args) -> int:
         from ..rewards import load_reward_scorer
 
         summary["reward_scores"] = E.mean_reward_scores(rows, load_reward_scorer())
-    for name in ("win_rates", "win_rates_by_side", "mean_scores", "soup_vs_others", "reward_scores"):
+    for name in ("win_rates", "win_rates_by_side", "mean_scores", "soup_vs_others", "dpo_soup_vs_others", "reward_scores"):
         if name in summary:
             E.write_csv(out / f"{name}.csv", summary[name])
     if args.ai_judge:

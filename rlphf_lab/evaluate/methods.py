@@ -16,7 +16,7 @@ from typing import Sequence
 
 from ..preferences import SIDES, apply_preference, combinations, parse_combination
 
-METHODS = ("prompting", "rlhf", "multitask", "prompted-morl", "soup")
+METHODS = ("prompting", "rlhf", "multitask", "prompted-morl", "soup", "dpo-soup")
 BASELINE = "vanilla"
 # which adapter a method uses, and whether its input carries the combination's preference prompt
 METHOD_SPEC = {
@@ -27,20 +27,24 @@ METHOD_SPEC = {
     "prompted-morl": ("prompted-morl", True),
     "morlaif": ("morlaif", False),
     "soup": ("soup", False),
+    "dpo-soup": ("dpo-soup", False),          # the same soup, of the DPO side adapters (rl/dpo.py)
 }
 SIDE_ADAPTERS = tuple(SIDES)
-METHOD_SPEC.update({side: (side, False) for side in SIDE_ADAPTERS})   # one side's adapter alone
+DPO_SIDE_ADAPTERS = tuple(f"dpo-{side}" for side in SIDES)
+SOUPS = {"soup": SIDE_ADAPTERS, "dpo-soup": DPO_SIDE_ADAPTERS}        # a soup's ingredients
+METHOD_SPEC.update({side: (side, False) for side in (*SIDE_ADAPTERS, *DPO_SIDE_ADAPTERS)})   # one side's adapter alone
 # answered too, for the score and length tables (not a method for every combination)
-EXTRA_METHODS = ("morlaif", *SIDE_ADAPTERS)
+EXTRA_METHODS = ("morlaif", *SIDE_ADAPTERS, *DPO_SIDE_ADAPTERS)
 
 
 def _needed_adapters(methods: Sequence[str]) -> list[str]:
-    """The adapter names the methods use, in a fixed order (the six sides for the soup)."""
+    """The adapter names the methods use, in a fixed order (the six sides for a soup)."""
     names = set()
     for m in methods:
         adapter, _ = METHOD_SPEC[m]
-        names.update(SIDE_ADAPTERS if adapter == "soup" else [adapter] if adapter else [])
-    return [n for n in (*SIDE_ADAPTERS, "rlhf", "multitask", "prompted-morl", "morlaif") if n in names]
+        names.update(SOUPS[adapter] if adapter in SOUPS else [adapter] if adapter else [])
+    order = (*SIDE_ADAPTERS, "rlhf", "multitask", "prompted-morl", "morlaif", *DPO_SIDE_ADAPTERS)
+    return [n for n in order if n in names]
 
 
 def available_methods(adapters_dir: str | Path, methods: Sequence[str] = METHODS) -> list[str]:
@@ -85,8 +89,9 @@ def _select(model, method: str, combo: str) -> None:
     from ..soups import set_soup_weights
 
     adapter, _ = METHOD_SPEC[method]
-    if adapter == "soup":
-        set_soup_weights(model, {p.code: 1.0 for p in parse_combination(combo)})      # 1/3 each
+    if adapter in SOUPS:
+        prefix = "dpo-" if adapter == "dpo-soup" else ""
+        set_soup_weights(model, {prefix + p.code: 1.0 for p in parse_combination(combo)})      # 1/3 each
     elif adapter:
         set_soup_weights(model, {adapter: 1.0})
 
@@ -94,24 +99,25 @@ def _select(model, method: str, combo: str) -> None:
 def generate_responses(model, tokenizer, adapters_dir: str | Path, prompts: list[dict], *,
                        combos: Sequence[str] | None = None, methods: Sequence[str] = METHODS,
                        max_new_tokens: int = 128, seed: int = 0, batch_size: int = 64,
-                       progress: bool = True) -> list[dict]:
+                       progress: bool = True, baseline: bool = True) -> list[dict]:
     """Every method's answer to every prompt, per combination where the method depends on it.
 
     `model` is the base model (its adapters get loaded here). Returns rows {prompt_id, instruction,
     method, combination ("" for methods that ignore it), response}. Seeded: the same seed gives
-    every method the same sampling noise stream per batch.
+    every method the same sampling noise stream per batch. baseline=False leaves the vanilla answers
+    out (methods added to an evaluation that has them).
     """
     from ..models import generate
     from ..soups import model_lock
 
     combos = list(combos or combinations())
-    methods = [BASELINE] + [m for m in methods if m != BASELINE]
+    methods = [BASELINE] * baseline + [m for m in methods if m != BASELINE]
     peft_model = load_evaluation_model(model, adapters_dir, methods)
     instructions = [p["instruction"] for p in prompts]
     rows = []
     for method in methods:
         adapter, prompted = METHOD_SPEC[method]
-        per_combo = prompted or adapter == "soup"
+        per_combo = prompted or adapter in SOUPS
         for combo in (combos if per_combo else [""]):
             start = time.perf_counter()
             inputs = [apply_preference(x, combo) if prompted else x for x in instructions]

@@ -18,21 +18,30 @@ def evaluation_tables(rows: list[dict], *, seed: int = 0, n_boot: int = 1000) ->
         verdicts        judge_responses(rows)
         win_rates       win_rate_table over the judged METHODS, with bootstrap CIs
         soup_vs_others  paired_difference(soup, m) for every other judged method
+        dpo_soup_vs_others  the same for the soup of DPO side adapters (rl/dpo.py)
         win_rates_by_side  side_table;  mean_scores: mean_annotator_scores (per side, and length)
     """
     verdicts = judge_responses(rows, seed=seed)
     judged = [m for m in METHODS if any(v["method"] == m for v in verdicts)]
     return {"verdicts": verdicts,
             "win_rates": win_rate_table(verdicts, methods=judged, n_boot=n_boot, seed=seed),
-            "soup_vs_others": [paired_difference(verdicts, "soup", m, n_boot=n_boot, seed=seed)
-                               for m in judged if m != "soup"] if "soup" in judged else [],
+            "soup_vs_others": _versus(verdicts, "soup", judged, n_boot, seed),
+            "dpo_soup_vs_others": _versus(verdicts, "dpo-soup", judged, n_boot, seed),
             "win_rates_by_side": side_table(verdicts),
             "mean_scores": mean_annotator_scores(rows)}
+
+
+def _versus(verdicts: list[dict], method: str, judged: list[str], n_boot: int, seed: int) -> list[dict]:
+    """paired_difference(method, m) for every other judged method ([] when `method` was not judged)."""
+    if method not in judged:
+        return []
+    return [paired_difference(verdicts, method, m, n_boot=n_boot, seed=seed) for m in judged if m != method]
 
 
 REPORT_SECTIONS = (
     ("win_rates", "Win rates against the vanilla model (simulated annotators; 95% bootstrap CI over prompts)"),
     ("soup_vs_others", "Soup minus each other method (paired bootstrap over prompts; clear = the interval excludes 0)"),
+    ("dpo_soup_vs_others", "DPO soup minus each other method (paired bootstrap over prompts)"),
     ("win_rates_by_side", "Win rate per side"),
     ("mean_scores", "Mean annotator score per side, and length"),
     ("reward_scores", "Mean reward-model score per side (the rewards PPO optimised)"),

@@ -7,10 +7,12 @@
     reward_features  03  check_preference_prob
     ppo              04  check_token_rewards
     multi_objective  05  check_prompted_morl_reward
+    dpo              05b check_dpo_loss
     soups            06  check_soup_delta
 
     from rlphf_lab.exercises import check_token_rewards
 """
+from .dpo import check_dpo_loss
 from .feedback import check_noise_temperature
 from .multi_objective import check_prompted_morl_reward
 from .ppo import check_token_rewards
@@ -21,4 +23,4 @@ from .soups import check_soup_delta
 from .tour import check_combination
 
 __all__ = ["report", "check_combination", "check_noise_temperature", "check_worst_case", "check_preference_prob",
-           "check_token_rewards", "check_prompted_morl_reward", "check_soup_delta"]
+           "check_token_rewards", "check_prompted_morl_reward", "check_dpo_loss", "check_soup_delta"]

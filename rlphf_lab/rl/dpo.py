@@ -59,8 +59,40 @@ def dpo_loss(chosen_logp: torch.Tensor, rejected_logp: torch.Tensor, ref_chosen_
     return -F.logsigmoid(margin).mean()
 
 
+@torch.no_grad()
+def answer_logps(model, tokenizer, instructions: Sequence[str], answers: Sequence[str]) -> torch.Tensor:
+    """log pi(y|x) summed over the answer's tokens (and its end-of-turn token), one per pair: (batch,) fp32.
+
+    x is the instruction in the chat template, ending with the assistant header (models.format_chat)."""
+    from ..models import format_chat
+
+    out = []
+    for x, y in zip(instructions, answers):
+        prompt_ids = tokenizer(format_chat(tokenizer, x), add_special_tokens=False)["input_ids"]
+        answer_ids = tokenizer(y + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([prompt_ids + answer_ids], device=model.device)
+        logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1:-1].float()     # (answer tokens, vocab)
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[0, len(prompt_ids):, None]).sum()
+        out.append(logp)
+    return torch.stack(out).cpu()
+
+
+def pair_rewards(model, tokenizer, rows: list[dict], beta: float = 0.1) -> list[dict]:
+    """The implicit rewards of a PEFT model's active adapter on dpo_pairs rows: per pair r(x, y_w), r(x, y_l)
+    and their margin, with pi = the model and pi_ref = the same model with its adapters switched off."""
+    xs = [r["prompt"][0]["content"] for r in rows]
+    chosen, rejected = [r["chosen"][0]["content"] for r in rows], [r["rejected"][0]["content"] for r in rows]
+    pc, pr = answer_logps(model, tokenizer, xs, chosen), answer_logps(model, tokenizer, xs, rejected)
+    with model.disable_adapter():
+        rc, rr = answer_logps(model, tokenizer, xs, chosen), answer_logps(model, tokenizer, xs, rejected)
+    r_w, r_l = implicit_reward(pc, rc, beta), implicit_reward(pr, rr, beta)
+    return [{"pair_id": row.get("pair_id", ""), "reward_chosen": round(a.item(), 4), "reward_rejected": round(b.item(), 4),
+             "margin": round((a - b).item(), 4)} for row, a, b in zip(rows, r_w, r_l)]
+
+
 def dpo_pairs(candidates: list[dict], pairs: list[dict], side: str, *, split: str = "train",
-              max_pairs: int | None = None, seed: int = 0) -> list[dict]:
+              max_pairs: int | None = None, min_gap: float = 0.0, hack_share: float | None = None,
+              seed: int = 0) -> list[dict]:
     """One side's labelled pairs as TRL preference rows (conversational format):
 
         {"prompt": [{"role": "user", "content": x}], "chosen": [{"role": "assistant", "content": y_w}],
@@ -68,10 +100,15 @@ def dpo_pairs(candidates: list[dict], pairs: list[dict], side: str, *, split: st
 
     `pairs` hold candidate ids (the shipped pairs_*.jsonl) or the texts themselves (chosen / rejected).
     Pairs whose chosen answer is a hack row are left out (DPO would raise its probability); pairs with
-    a hack as the rejected answer stay: they teach the adapter what not to write. `max_pairs` keeps a
-    seeded random subset. Missing texts and a side without pairs are ValueErrors that say what to do.
+    a hack as the rejected answer stay: they teach the adapter what not to write. `min_gap` keeps the
+    pairs whose annotator scores (score_chosen - score_rejected) differ by at least that much: near-ties
+    are mostly noise for DPO. `max_pairs` then keeps a seeded random subset, of which at most `hack_share`
+    have a hack as the rejected answer (None: the natural mix; half of the shipped pairs with a gap of 1
+    or more reject a hack, and a short run learns more about its side from the other half). Missing texts and a side without pairs are ValueErrors that say what to do.
     """
     code = get_preference(side).code
+    if hack_share is not None and not 0.0 <= hack_share <= 1.0:
+        raise ValueError(f"hack_share is {hack_share}; give a share between 0 and 1 (or None for the natural mix).")
     by_id = {c["id"]: c for c in candidates}
     mine = [p for p in pairs if p.get("preference") == code and p.get("split", split) == split]
     if not mine:
@@ -92,31 +129,101 @@ def dpo_pairs(candidates: list[dict], pairs: list[dict], side: str, *, split: st
                              f"(data/candidates.jsonl) or pairs that carry chosen/rejected texts.")
         if chosen is not None and is_hack(chosen):
             continue
+        if min_gap > 0 and p.get("score_chosen", np.inf) - p.get("score_rejected", -np.inf) < min_gap:
+            continue
         rows.append({"prompt": [{"role": "user", "content": instruction}],
                      "chosen": [{"role": "assistant", "content": texts["chosen"]}],
                      "rejected": [{"role": "assistant", "content": texts["rejected"]}],
-                     "pair_id": p.get("pair_id", "")})
+                     "pair_id": p.get("pair_id", ""), "hack_rejected": rejected is not None and is_hack(rejected)})
+    if not rows:
+        raise ValueError(f"No {split} pair of side {code} is left after dropping hack answers and gaps under "
+                         f"{min_gap:g}; lower --min-gap.")
     if max_pairs is not None and len(rows) > max_pairs:
-        keep = np.random.default_rng(seed).choice(len(rows), size=max_pairs, replace=False)
+        rng = np.random.default_rng(seed)
+        if hack_share is None:
+            keep = rng.choice(len(rows), size=max_pairs, replace=False)
+        else:
+            hacks = [i for i, r in enumerate(rows) if r["hack_rejected"]]
+            others = [i for i, r in enumerate(rows) if not r["hack_rejected"]]
+            n_hacks = min(len(hacks), max(int(round(hack_share * max_pairs)), max_pairs - len(others)))
+            keep = [*rng.choice(hacks, size=n_hacks, replace=False), *rng.choice(others, size=max_pairs - n_hacks, replace=False)]
         rows = [rows[i] for i in sorted(keep)]
     return rows
 
 
-def _last_checkpoint(folder: Path) -> str | None:
-    """The newest TRL checkpoint-<step> folder in folder (None: start from scratch)."""
-    steps = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
-    return str(steps[-1]) if steps else None
+def last_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest TRL checkpoint (output_dir/checkpoints/checkpoint-<step>), or None: start from scratch."""
+    steps = [p for p in (Path(output_dir) / CHECKPOINT_DIR).glob("checkpoint-*")
+             if p.name.removeprefix("checkpoint-").isdigit() and (p / "trainer_state.json").exists()]
+    return str(max(steps, key=lambda p: int(p.name.removeprefix("checkpoint-")))) if steps else None
+
+
+def check_dpo_out(output_dir: str | Path, *, overwrite: bool = False, resume: bool = False) -> None:
+    """Refuse to start a DPO run over earlier work unless told what to do with it (before a model loads):
+    --resume continues from the newest checkpoint, --overwrite starts again (old checkpoints are removed,
+    the old adapter is replaced only once the new one is written)."""
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite exclude each other: --resume continues the run in --out, "
+                         "--overwrite replaces it with a new one.")
+    out = Path(output_dir)
+    found = [name for name in (f"{ADAPTER_DIR}/", f"{CHECKPOINT_DIR}/") if (out / name).exists()]
+    if resume and (last_checkpoint(out) or not found):
+        return
+    if found and not overwrite:
+        hint = ("it has no checkpoint to resume from; " if resume else "")
+        raise FileExistsError(f"{out} holds a DPO run ({', '.join(found)}); {hint}nothing was changed. To continue "
+                              f"it add --resume, to replace it add --overwrite, to keep it pass another --out.")
+    if overwrite and (out / CHECKPOINT_DIR).exists():
+        import shutil
+
+        shutil.rmtree(out / CHECKPOINT_DIR)
+
+
+def soup_ingredients(root: str | Path | None = None) -> dict[str, tuple[Path, str]]:
+    """{side: (adapter folder, "dpo" or "ppo")}: the shipped DPO adapter of each side (data/adapters/dpo-<side>),
+    else that side's PPO adapter (data/adapters/<side>), else nothing. Load them under the side codes
+    (soups.load_adapters(model, {side: folder})) and the SoupWidget's sliders mix DPO and PPO sides alike."""
+    from ..preferences import SIDES
+    from ..soups import shipped_adapter_dirs
+
+    dpo = shipped_adapter_dirs([f"dpo-{s}" for s in SIDES], root)
+    ppo = shipped_adapter_dirs(SIDES, root)
+    out = {}
+    for side in SIDES:
+        if f"dpo-{side}" in dpo:
+            out[side] = (dpo[f"dpo-{side}"], "dpo")
+        elif side in ppo:
+            out[side] = (ppo[side], "ppo")
+    return out
+
+
+def _LogTo(callback):
+    """A transformers TrainerCallback that hands every training log row to callback(metrics)."""
+    from transformers import TrainerCallback
+
+    class LogTo(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                callback({"iteration": state.global_step, **logs})
+
+    return LogTo()
 
 
 def train_dpo_side(candidates: list[dict], pairs: list[dict], eval_pairs: list[dict], side: str,
-                   output_dir: str | Path, *, max_pairs: int | None = 1024, eval_pairs_n: int = 128,
-                   epochs: float = 1.0, max_steps: int = -1, batch_size: int = 8, learning_rate: float = 5e-5,
-                   beta: float = 0.1, max_length: int = 320, lora_r: int = 16, lora_alpha: int = 32,
-                   target_modules: Sequence[str] = ("q_proj", "v_proj"), save_steps: int = 25, seed: int = 0,
-                   resume: bool = True, device: str | None = None, command: str | None = None) -> dict:
+                   output_dir: str | Path, *, max_pairs: int | None = 256, eval_pairs_n: int = 32,
+                   min_gap: float = 0.0, hack_share: float | None = None, epochs: float = 1.0, max_steps: int = -1, batch_size: int = 8,
+                   learning_rate: float = 1e-3,
+                   beta: float = 0.1, max_length: int = 256, lora_r: int = 16, lora_alpha: int = 32,
+                   target_modules: Sequence[str] = ("q_proj", "v_proj"), save_steps: int = 8, seed: int = 0,
+                   resume: bool = True, device: str | None = None, command: str | None = None,
+                   model=None, tokenizer=None, callback=None) -> dict:
     """Train one side's DPO adapter with TRL's DPOTrainer; writes output_dir/adapter (+ provenance),
     output_dir/metrics.csv and output_dir/checkpoints/checkpoint-<step> (every `save_steps`; a rerun with
-    resume=True continues from the newest one). Returns the summary that the provenance records."""
+    resume=True continues from the newest one). Returns the summary that the provenance records.
+
+    model / tokenizer: the base model to train an adapter on (default: SmolLM2 in fp32 from load_policy;
+    the tests pass a tiny one). callback(metrics): called with every logged training row, its step as
+    "iteration" (a LivePlot draws the loss and margins while it trains)."""
     from datasets import Dataset
     from peft import LoraConfig
     from trl import DPOConfig, DPOTrainer
@@ -124,13 +231,16 @@ def train_dpo_side(candidates: list[dict], pairs: list[dict], eval_pairs: list[d
     from ..data import partial_path, replace_with, write_provenance
     from ..models import load_policy
 
+    begin = time.perf_counter()
     output_dir = Path(output_dir)
-    train_rows = dpo_pairs(candidates, pairs, side, split="train", max_pairs=max_pairs, seed=seed)
+    train_rows = dpo_pairs(candidates, pairs, side, split="train", max_pairs=max_pairs, min_gap=min_gap,
+                           hack_share=hack_share, seed=seed)
     eval_rows = dpo_pairs(candidates, eval_pairs, side, split="eval", max_pairs=eval_pairs_n, seed=seed)
     strip = ("prompt", "chosen", "rejected")
     train_set = Dataset.from_list([{k: r[k] for k in strip} for r in train_rows])
     eval_set = Dataset.from_list([{k: r[k] for k in strip} for r in eval_rows])
-    model, tokenizer = load_policy(device=device, dtype="float32")   # fp32 master weights; bf16 autocast
+    if model is None:
+        model, tokenizer = load_policy(device=device, dtype="float32")   # fp32 master weights; bf16 autocast
     cpu = model.device.type == "cpu"
     use_bf16 = cpu or torch.cuda.is_bf16_supported()    # bf16 autocast is 2-3x faster on this CPU too
     steps_per_epoch = -(-len(train_rows) // batch_size)
@@ -138,17 +248,19 @@ def train_dpo_side(candidates: list[dict], pairs: list[dict], eval_pairs: list[d
     args = DPOConfig(output_dir=str(output_dir / CHECKPOINT_DIR), num_train_epochs=epochs, max_steps=max_steps,
                      per_device_train_batch_size=batch_size, per_device_eval_batch_size=batch_size,
                      learning_rate=learning_rate, beta=beta, seed=seed, lr_scheduler_type="cosine",
-                     warmup_steps=max(1, total // 10), logging_steps=max(1, min(10, total // 10)),
-                     eval_strategy="steps", eval_steps=max(1, total // 4), save_strategy="steps",
+                     warmup_steps=max(1, total // 10), logging_steps=max(1, min(4, total // 8)),
+                     eval_strategy="no", save_strategy="steps",   # held-out pairs: before and after (an eval costs ~a minute)
                      save_steps=save_steps, save_total_limit=2, report_to="none", max_length=max_length,
-                     bf16=use_bf16, gradient_checkpointing=False,   # checkpointing only slows a CPU down
+                     bf16=use_bf16,          # and no gradient checkpointing (the default): it only slows a CPU down
                      use_cpu=cpu, dataloader_num_workers=0, disable_tqdm=False)
     peft_config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules=list(target_modules),
                              task_type="CAUSAL_LM")
     trainer = DPOTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
                          processing_class=tokenizer, peft_config=peft_config)
+    if callback is not None:
+        trainer.add_callback(_LogTo(callback))
     before = trainer.evaluate()                       # the untrained adapter: margin 0, accuracy ~ ties
-    resume_from = _last_checkpoint(output_dir / CHECKPOINT_DIR) if resume else None
+    resume_from = last_checkpoint(output_dir) if resume else None
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume_from)
     wall = time.perf_counter() - start
@@ -165,12 +277,15 @@ def train_dpo_side(candidates: list[dict], pairs: list[dict], eval_pairs: list[d
                "eval_accuracy_before": before.get("eval_rewards/accuracies"),
                "eval_accuracy": after.get("eval_rewards/accuracies"),
                "eval_margin_before": before.get("eval_rewards/margins"), "eval_margin": after.get("eval_rewards/margins"),
-               "wall_time_s": round(wall, 1), "resumed_from": resume_from}
+               "wall_time_s": round(wall, 1), "resumed_from": resume_from,
+               # training alone (this sitting, if resumed), and with loading the model and both evaluations
+               "total_time_s": round(time.perf_counter() - begin, 1)}
     write_provenance(adapter, command=command or f"train_dpo_side(side={side!r})", seed=seed, wall_time_s=wall,
                      device=str(model.device), dtype="float32 weights" + (", bf16 autocast" if use_bf16 else ""),
                      final_metrics=summary,
                      config={"method": "dpo", "beta": beta, "epochs": epochs, "max_steps": max_steps,
-                             "batch_size": batch_size, "learning_rate": learning_rate, "max_pairs": max_pairs,
+                             "batch_size": batch_size, "learning_rate": learning_rate, "max_pairs": max_pairs, "min_gap": min_gap,
+                             "hack_share": hack_share, "hack_rejected_pairs": sum(r["hack_rejected"] for r in train_rows),
                              "max_length": max_length, "lora_r": lora_r, "lora_alpha": lora_alpha,
                              "target_modules": list(target_modules), "torch_threads": torch.get_num_threads()})
     return summary

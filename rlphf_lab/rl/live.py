@@ -25,16 +25,16 @@ class LivePlot:
 
     panels: (key, title) pairs, keys from the trainer's metrics (e.g. "reward/P2A", "response/eos_fraction").
     total: the number of iterations, to fix the x axis from the start. show=False: only keep the
-    history and draw the figure (tests, scripts).
+    history and draw the figure (tests, scripts). xlabel: what a step is (DPO: "DPO step").
     """
 
     def __init__(self, panels: Sequence[tuple[str, str]] = DEFAULT_PANELS, total: int | None = None,
-                 title: str = "", show: bool = True):
+                 title: str = "", show: bool = True, xlabel: str = "PPO iteration"):
         from matplotlib.figure import Figure
 
         if not panels:
             raise ValueError("LivePlot needs at least one (metric key, title) panel, e.g. ('kl/response', 'KL').")
-        self.panels, self.total, self.title, self.show = list(panels), total, title, show
+        self.panels, self.total, self.title, self.show, self.xlabel = list(panels), total, title, show, xlabel
         self.history: list[dict] = []
         self.figure = Figure(figsize=(3.6 * len(self.panels), 2.8))
         self.axes = self.figure.subplots(1, len(self.panels), squeeze=False)[0]
@@ -76,7 +76,7 @@ class LivePlot:
             if key.startswith("kl/"):
                 ax.axhline(0, color="k", linewidth=0.6)
             ax.set_title(title, fontsize=9)
-            ax.set_xlabel("PPO iteration", fontsize=8)
+            ax.set_xlabel(self.xlabel, fontsize=8)
             ax.tick_params(labelsize=8)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if self.total:

@@ -1,0 +1,67 @@
+"""The DPO side adapters against the PPO ones, from the shipped files only (nothing is typed in):
+
+    .venv/bin/python scripts/dpo_report.py          # writes data/evaluation/dpo_sides.md and prints it
+
+Per side: the DPO adapter's training cost and held-out pair accuracy (data/adapters/dpo-<side>/
+adapter.provenance.json), its own-side win rate against vanilla and share of answers under 8 words
+(data/evaluation/win_rates_by_side.csv, responses.jsonl), and the same for the PPO adapter of the side.
+A side whose DPO adapter is not trained or not evaluated yet says so.
+"""
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from rlphf_lab.data import read_jsonl  # noqa: E402
+from rlphf_lab.preferences import SIDES, get_preference  # noqa: E402
+from rlphf_lab.tables import markdown_table, read_csv  # noqa: E402
+
+ADAPTERS, EVALUATION = REPO / "data" / "adapters", REPO / "data" / "evaluation"
+SHORT_WORDS = 8
+
+
+def provenance(name: str) -> dict:
+    file = ADAPTERS / name / "adapter.provenance.json"
+    return json.loads(file.read_text()) if file.exists() else {}
+
+
+def main() -> None:
+    by_side = {r["method"]: r for r in read_csv(EVALUATION / "win_rates_by_side.csv")} \
+        if (EVALUATION / "win_rates_by_side.csv").exists() else {}
+    answers: dict[str, list[str]] = {}
+    if (EVALUATION / "responses.jsonl").exists():
+        for r in read_jsonl(EVALUATION / "responses.jsonl"):
+            answers.setdefault(r["method"], []).append(r["response"])
+
+    def short(method: str) -> str:
+        texts = answers.get(method)
+        return f"{sum(len(t.split()) < SHORT_WORDS for t in texts) / len(texts):.1%}" if texts else "not evaluated"
+
+    def win(method: str, side: str) -> str:
+        return f"{by_side[method][side]:.2f}" if method in by_side else "not evaluated"
+
+    rows = []
+    for side in SIDES:
+        rec, ppo = provenance(f"dpo-{side}"), provenance(side)
+        metrics, cfg = rec.get("final_metrics", {}), rec.get("config", {})
+        rows.append({
+            "side": f"{side} ({get_preference(side).name})",
+            "DPO pairs x epochs": f"{metrics['pairs']} x {cfg.get('epochs', 1):g}" if rec else "not trained",
+            "DPO training time": f"{rec['wall_time_s'] / 60:.1f} min ({rec.get('machine', '?')}, {rec.get('device', '?')})" if rec else "",
+            "with model load and evals": f"{metrics['total_time_s'] / 60:.1f} min" if "total_time_s" in metrics else "",
+            "held-out pair accuracy": f"{metrics['eval_accuracy']:.2f}" if rec else "",
+            "DPO own-side win rate": win(f"dpo-{side}", side),
+            f"DPO answers < {SHORT_WORDS} words": short(f"dpo-{side}"),
+            "PPO own-side win rate": win(side, side),
+            "PPO wall time": f"{ppo['wall_time_s'] / 60:.1f} min ({ppo.get('machine', '?')})" if ppo else "",
+        })
+    text = ("DPO side adapters against the PPO ones (`scripts/dpo_report.py`, from the shipped provenance "
+            "and evaluation files)\n\n" + markdown_table(rows) + "\n")
+    (EVALUATION / "dpo_sides.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
