@@ -226,3 +226,35 @@ def test_choose_methods_names_unknown_ones_and_the_ones_without_adapters(tmp_pat
     assert methods == ["prompting"] and missing == ["P2A"]
     with pytest.raises(ValueError, match="Unknown methods \\['bogus'\\]; choose from vanilla"):
         E.choose_methods(["bogus"], tmp_path)
+
+
+def test_the_dpo_soup_needs_the_six_dpo_adapters_and_mixes_them_only(tmp_path):
+    from rlphf_lab.evaluate.methods import _needed_adapters
+
+    from rlphf_lab.evaluate.methods import DPO_SIDE_ADAPTERS
+
+    assert _needed_adapters(["dpo-soup", "P2A"]) == ["P2A", *DPO_SIDE_ADAPTERS]
+    for side in E.SIDE_ADAPTERS:
+        fake_adapter(tmp_path, f"dpo-{side}")
+    assert E.available_methods(tmp_path, ["soup", "dpo-soup", "dpo-P2A"]) == ["dpo-soup", "dpo-P2A"]
+
+
+def test_the_dpo_soup_selects_the_combinations_dpo_adapters(tmp_path):
+    from tiny_models import tiny_llama
+
+    from rlphf_lab import soups
+    from rlphf_lab.evaluate.methods import _select
+
+    names = [f"dpo-{s}" for s in E.SIDE_ADAPTERS] + ["P1A"]
+    model = soups.load_adapters(tiny_llama(), soups.random_lora_adapters(tiny_llama(), names, tmp_path, r=8, seed=0))
+    _select(model, "dpo-soup", "P1A+P2B+P3A")
+    weights = soups.soup_weights(model)
+    assert {n for n, w in weights.items() if w > 0} == {"dpo-P1A", "dpo-P2B", "dpo-P3A"}
+    assert weights["dpo-P1A"] == pytest.approx(1 / 3) and weights["P1A"] == 0
+
+
+def test_the_dpo_soup_gets_its_own_paired_differences():
+    answers = rows(SHORT) + [dict(r, method="dpo-soup", response=LONG) for r in rows(SHORT) if r["method"] == "soup"]
+    summary = E.evaluation_tables(answers, n_boot=50)
+    assert [r["other"] for r in summary["dpo_soup_vs_others"]] == ["soup"]
+    assert "DPO soup minus each other method" in E.report_markdown(summary)

@@ -448,6 +448,14 @@ BAD_OPTIONS = [   # argv, what the one line must name (the probes of issue 17)
     (["train-rewards", "--epochs", "0"], "--epochs: must be a whole number >= 1, got 0"),
     (["train-sft", "--epochs", "0"], "--epochs: must be a finite number > 0, got 0"),
     (["train-sft", "--batch-size", "0"], "--batch-size: must be a whole number >= 1"),
+    (["train-dpo", "--preference", "P9Z"], "Unknown preference code 'P9Z'"),
+    (["train-dpo", "--preference", "P2A", "--resume", "--overwrite"], "--resume and --overwrite exclude each other"),
+    (["train-dpo", "--preference", "P2A", "--beta", "0"], "--beta: must be a finite number > 0, got 0"),
+    (["train-dpo", "--preference", "P2A", "--min-gap", "-1"], "--min-gap: must be a finite number >= 0"),
+    (["train-dpo", "--preference", "P2A", "--candidates", "/nope.jsonl", "--out", "{tmp}/dpo"],
+     "--candidates /nope.jsonl: no such file"),
+    (["train-dpo", "--preference", "P2A", "--out", "{tmp}/file.txt"], "is a file, not a folder"),
+    (["evaluate", "--add", "--methods", "dpo-soup", "--out", "{tmp}/none"], "run `rlphf-lab evaluate --out"),
     (["evaluate", "--limit", "0"], "--limit: must be a whole number >= 1, got 0"),
     (["evaluate", "--adapters", "/nonexistent"], "--adapters /nonexistent: no such folder"),
     (["evaluate", "--ai-judge", "-5"], "--ai-judge: must be a whole number >= 0"),
@@ -791,6 +799,7 @@ EXISTING_RESULTS = [   # argv (into {out}), the finished result already there
     (["judge-agreement", "--out", "{out}/judge.json"], ["judge.json"]),
     (["train-rewards", "--sides", "P2A", "--out", "{out}"], ["features/P2A/reward_config.json"]),
     (["train-sft", "--out", "{out}"], ["adapter/adapter_config.json"]),
+    (["train-dpo", "--preference", "P2A", "--out", "{out}"], ["adapter/adapter_config.json"]),
     (["evaluate", "--out", "{out}"], ["responses.jsonl", "win_rates.csv"]),
     (["evaluate", "--out", "{out}", "--regenerate", "--generate-only"], ["responses.jsonl"]),
     (["train-policy", "--preference", "P2A", "--out", "{out}"], ["adapter/value_head.safetensors",
@@ -926,3 +935,37 @@ t.train()
     _assert_same_weights(split, tmp_path / "whole")
     strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
     assert strip(read_metrics(split)) == strip(read_metrics(tmp_path / "whole"))
+
+
+def test_evaluate_add_answers_only_the_new_methods_and_keeps_everything_else(tmp_path, capsys, monkeypatch):
+    """`evaluate --add --methods dpo-P2A`: the earlier answers stay byte for byte, the new method's answers
+    join them, every table is rebuilt, and the earlier reward-model scores stay in the report."""
+    import json
+
+    import rlphf_lab.models
+    from rlphf_lab import soups
+    from rlphf_lab.data import load_prompts, read_jsonl, write_jsonl
+
+    monkeypatch.setattr(rlphf_lab.models, "load_policy", lambda **kwargs: (tiny_llama(), tiny_tokenizer()))
+    adapters, out = tmp_path / "adapters", tmp_path / "eval"
+    for name, folder in soups.random_lora_adapters(tiny_llama(), ["dpo-P2A"], tmp_path / "random", r=8).items():
+        (adapters / name).mkdir(parents=True)
+        shutil.copytree(folder, adapters / name / "adapter")
+    prompts = load_prompts("eval", limit=2)
+    old = [{"prompt_id": p["id"], "instruction": p["instruction"], "method": m, "combination": "", "response": text}
+           for p in prompts for m, text in (("vanilla", "Water boils at 100 degrees."), ("rlhf", "It boils when hot."))]
+    out.mkdir()
+    write_jsonl(out / "responses.jsonl", old)
+    (out / "responses.jsonl.provenance.json").write_text(json.dumps({"seed": 0, "max_new_tokens": 4}))
+    (out / "reward_scores.csv").write_text("method,P1A\nrlhf,0.25\n")
+    argv = ["evaluate", "--add", "--methods", "dpo-P2A", "--out", str(out), "--adapters", str(adapters)]
+    code, _, err = _run(argv, capsys)
+    _one_line_error(code, err, "sampled with max_new_tokens 4", "--max-new-tokens 4")
+    code, printed, err = _run(argv + ["--max-new-tokens", "4"], capsys)
+    assert code == 0, err
+    rows = read_jsonl(out / "responses.jsonl")
+    assert rows[:len(old)] == old and [r["method"] for r in rows[len(old):]] == ["dpo-P2A"] * 2
+    assert "dpo-P2A" in (out / "win_rates_by_side.csv").read_text()
+    assert "reward-model score" in (out / "win_rates.md").read_text()
+    record = json.loads((out / "responses.jsonl.provenance.json").read_text())
+    assert [r["methods"] for r in record["runs"][1:]] == [["dpo-P2A"]]

@@ -243,6 +243,11 @@ def _cmd_evaluate(args) -> int:
     for name in ("win_rates", "win_rates_by_side", "mean_scores", "soup_vs_others", "dpo_soup_vs_others", "reward_scores"):
         if name in summary:
             E.write_csv(out / f"{name}.csv", summary[name])
+    if not generating and not args.reward_scores and (out / "reward_scores.csv").exists():
+        # the same answers (or more, after --add): the earlier run's reward-model scores still hold; keep them
+        summary["reward_scores"] = E.read_csv(out / "reward_scores.csv")
+    if not generating and not args.ai_judge and (out / "ai_judge.jsonl").exists():
+        summary["ai_judge"] = E.agreement(read_jsonl(out / "ai_judge.jsonl"))      # kept from the earlier run
     if args.ai_judge:
         if model is None:
             model, tokenizer = load_policy()
