@@ -2,6 +2,9 @@
 
     .venv/bin/python scripts/dpo_report.py          # writes data/evaluation/dpo_sides.md and prints it
 
+First the recipe runs kept in data/sweeps/dpo_recipe/<run>/ (the provenance, metrics and evaluation
+tables of each P2A run that chose the recipe), then the shipped adapters.
+
 Per side: the DPO adapter's training cost and held-out pair accuracy (data/adapters/dpo-<side>/
 adapter.provenance.json), its own-side win rate against vanilla and share of answers under 8 words
 (data/evaluation/win_rates_by_side.csv, responses.jsonl), and the same for the PPO adapter of the side.
@@ -19,6 +22,7 @@ from rlphf_lab.preferences import SIDES, get_preference  # noqa: E402
 from rlphf_lab.tables import markdown_table, read_csv  # noqa: E402
 
 ADAPTERS, EVALUATION = REPO / "data" / "adapters", REPO / "data" / "evaluation"
+RECIPE = REPO / "data" / "sweeps" / "dpo_recipe"
 SHORT_WORDS = 8
 
 
@@ -57,7 +61,25 @@ def main() -> None:
             "PPO own-side win rate": win(side, side),
             "PPO wall time": f"{ppo['wall_time_s'] / 60:.1f} min ({ppo.get('machine', '?')})" if ppo else "",
         })
-    text = ("DPO side adapters against the PPO ones (`scripts/dpo_report.py`, from the shipped provenance "
+    recipe = []
+    for run in sorted(p for p in RECIPE.glob("*") if p.is_dir()):
+        rec = json.loads((run / "adapter.provenance.json").read_text())
+        cfg, metrics = rec["config"], rec["final_metrics"]
+        side = metrics["side"]
+        wins = {r["method"]: r for r in read_csv(run / "win_rates_by_side.csv")}
+        words = {r["method"]: r for r in read_csv(run / "mean_scores.csv")}
+        recipe.append({"run": run.name, "learning rate": f"{cfg['learning_rate']:g}",
+                       "hack share": "natural" if cfg.get("hack_share") is None else f"{cfg['hack_share']:g}",
+                       "training time": f"{rec['wall_time_s'] / 60:.1f} min",
+                       "held-out accuracy / margin": f"{metrics['eval_accuracy']:.2f} / {metrics['eval_margin']:.2f}",
+                       "own-side win rate": f"{wins[f'dpo-{side}'][side]:.2f}",
+                       "mean words (vanilla)": f"{words[f'dpo-{side}']['words']:.0f} ({words['vanilla']['words']:.0f})"})
+    if recipe:
+        text_recipe = ("How the DPO recipe was chosen (P2A, one run each, data/sweeps/dpo_recipe/)\n\n"
+                       + markdown_table(recipe) + "\n\n")
+    else:
+        text_recipe = ""
+    text = text_recipe + ("DPO side adapters against the PPO ones (`scripts/dpo_report.py`, from the shipped provenance "
             "and evaluation files)\n\n" + markdown_table(rows) + "\n")
     (EVALUATION / "dpo_sides.md").write_text(text)
     print(text)

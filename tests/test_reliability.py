@@ -451,6 +451,7 @@ BAD_OPTIONS = [   # argv, what the one line must name (the probes of issue 17)
     (["train-dpo", "--preference", "P9Z"], "Unknown preference code 'P9Z'"),
     (["train-dpo", "--preference", "P2A", "--resume", "--overwrite"], "--resume and --overwrite exclude each other"),
     (["train-dpo", "--preference", "P2A", "--beta", "0"], "--beta: must be a finite number > 0, got 0"),
+    (["train-dpo", "--preference", "P2A", "--hack-share", "2"], "--hack-share: must be a share between 0 and 1"),
     (["train-dpo", "--preference", "P2A", "--min-gap", "-1"], "--min-gap: must be a finite number >= 0"),
     (["train-dpo", "--preference", "P2A", "--candidates", "/nope.jsonl", "--out", "{tmp}/dpo"],
      "--candidates /nope.jsonl: no such file"),

@@ -62,6 +62,16 @@ COUNT, COUNT0, SEED = whole(1), whole(0), whole(0)
 RATE = real(above=0)                     # learning rates, epochs, KL targets
 
 
+def share_or_natural(text: str) -> float | None:
+    """--hack-share: a number in [0, 1], or 'natural' (None: keep the pairs' own mix)."""
+    if text.strip().lower() == "natural":
+        return None
+    value = real(0.0)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be a share between 0 and 1 or 'natural', got {text!r}")
+    return value
+
+
 def disagreement(text: str) -> str:
     """--disagreement: low, high, or a number >= 0 (kept as text: it names the output file)."""
     from ..feedback.raters import DISAGREEMENT

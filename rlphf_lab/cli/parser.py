@@ -6,7 +6,7 @@ import sys
 
 from .feedback_commands import (_cmd_add_hacks, _cmd_fetch_model, _cmd_generate, _cmd_generate_candidates,
                                 _cmd_judge_agreement, _cmd_label_pairs, _cmd_label_raters)
-from .options import COUNT, COUNT0, RATE, SEED, Parser, disagreement, real, whole
+from .options import COUNT, COUNT0, RATE, SEED, Parser, disagreement, real, share_or_natural, whole
 from .training_commands import _cmd_evaluate, _cmd_train_dpo, _cmd_train_policy, _cmd_train_rewards, _cmd_train_sft
 
 
@@ -77,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-pairs-n", type=COUNT, default=None, help="held-out pairs scored before and after (quick mode: 8; default 32)")
     p.add_argument("--min-gap", type=real(0.0), default=1.0,
                    help="keep pairs whose annotator scores differ by at least this (clearer preferences first)")
-    p.add_argument("--hack-share", type=real(0.0), default=0.1,
-                   help="at most this share of the pairs reject a hack answer (the rest contrast the side itself)")
+    p.add_argument("--hack-share", type=share_or_natural, default=0.1,
+                   help="at most this share (0-1) of the pairs reject a hack answer, the rest contrast the side "
+                        "itself; 'natural': the pairs' own mix (about half)")
     p.add_argument("--max-steps", type=COUNT, default=None, help="stop after n optimizer steps (quick mode: 2; default one epoch)")
     p.add_argument("--batch-size", type=COUNT, default=8)
     p.add_argument("--learning-rate", type=RATE, default=1e-3)
