@@ -215,3 +215,12 @@ def test_pair_rewards_see_the_margin_the_trainer_raised(tmp_path):
     assert [r["pair_id"] for r in table] == [r["pair_id"] for r in rows]
     assert all(r["margin"] > 0 for r in table)
     assert all(r["margin"] == pytest.approx(r["reward_chosen"] - r["reward_rejected"], abs=1e-3) for r in table)
+
+
+def test_a_dpo_run_leaves_no_bf16_autocast_for_a_later_ppo_run(tmp_path):
+    """TRL's trainer (bf16 on this CPU) would leave Accelerate's process-wide state in bf16; PPO's
+    accelerator made afterwards must not inherit it (its log-probs must stay fp32)."""
+    from rlphf_lab.rl.policy import make_accelerator
+
+    train_tiny(tmp_path / "run", max_steps=1)
+    assert make_accelerator().mixed_precision == "no"

@@ -162,7 +162,7 @@ def _add_methods(args, out: Path, adapters: Path, responses_file: Path) -> int:
     if not responses_file.exists():
         raise FileNotFoundError(f"--add adds methods to an evaluation, and {responses_file} does not exist; "
                                 f"run `rlphf-lab evaluate --out {out}` first (or leave out --add).")
-    if not args.methods or args.regenerate:
+    if args.methods is None or args.regenerate:
         raise ValueError("--add needs --methods (the methods to answer now) and excludes --regenerate.")
     methods, missing = E.choose_methods(args.methods.split(","), adapters)
     if missing:

@@ -230,6 +230,7 @@ def train_dpo_side(candidates: list[dict], pairs: list[dict], eval_pairs: list[d
 
     from ..data import partial_path, replace_with, write_provenance
     from ..models import load_policy
+    from .policy import reset_accelerate_state
 
     begin = time.perf_counter()
     output_dir = Path(output_dir)
@@ -259,12 +260,15 @@ def train_dpo_side(candidates: list[dict], pairs: list[dict], eval_pairs: list[d
                          processing_class=tokenizer, peft_config=peft_config)
     if callback is not None:
         trainer.add_callback(_LogTo(callback))
-    before = trainer.evaluate()                       # the untrained adapter: margin 0, accuracy ~ ties
-    resume_from = last_checkpoint(output_dir) if resume else None
-    start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume_from)
-    wall = time.perf_counter() - start
-    after = trainer.evaluate()
+    try:
+        before = trainer.evaluate()                       # the untrained adapter: margin 0, accuracy ~ ties
+        resume_from = last_checkpoint(output_dir) if resume else None
+        start = time.perf_counter()
+        result = trainer.train(resume_from_checkpoint=resume_from)
+        wall = time.perf_counter() - start
+        after = trainer.evaluate()
+    finally:
+        reset_accelerate_state()                          # no bf16 autocast left behind for a later PPO run
     adapter = output_dir / ADAPTER_DIR
     # written as adapter.partial and renamed: an adapter being replaced stays whole until then
     trainer.model.save_pretrained(partial_path(adapter), safe_serialization=True)

@@ -48,6 +48,17 @@ def make_accelerator():
     return Accelerator(cpu=default_device().type == "cpu")
 
 
+def reset_accelerate_state() -> None:
+    """Forget Accelerate's process-wide state after a transformers Trainer (TRL's DPOTrainer, SFTTrainer).
+
+    A Trainer with bf16=True leaves AcceleratorState at mixed_precision="bf16", and every later
+    Accelerator in the same process (a PPO run in the same notebook or test session) would inherit
+    that autocast silently: PPO's fp32 log-probs would be computed in bf16."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 def add_lora(model, config: PPOConfig):
     """Wrap a causal LM with a fresh LoRA adapter (PEFT, task CAUSAL_LM); a PeftModel is kept as it is."""
     from peft import LoraConfig, PeftModel, get_peft_model

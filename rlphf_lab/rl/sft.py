@@ -57,6 +57,7 @@ def train_multitask_sft(candidates: list[dict], output_dir: str | Path, *, epoch
 
     from ..data import partial_path, replace_with, write_provenance
     from ..models import load_policy
+    from .policy import reset_accelerate_state
 
     output_dir = Path(output_dir)
     examples = multitask_examples(candidates)
@@ -73,7 +74,10 @@ def train_multitask_sft(candidates: list[dict], output_dir: str | Path, *, epoch
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=peft_config)
     start = time.perf_counter()
-    result = trainer.train()
+    try:
+        result = trainer.train()
+    finally:
+        reset_accelerate_state()          # no bf16 autocast (on a GPU) left behind for a later PPO run
     wall = time.perf_counter() - start
     adapter = output_dir / ADAPTER_DIR
     # written as adapter.partial and renamed: an adapter being replaced (--overwrite) stays whole until then
