@@ -13,7 +13,13 @@ Modules, in the order of the story:
     tables, plots, display, widgets, exercises, tour   what the notebooks show and check
     cli          the `rlphf-lab` command line (the long jobs)
 """
-from .config import is_quick, pick, quiet_library_warnings, set_seed
+import os as _os
+
+# Bit-for-bit reproducible MKL kernels (a resumed run equals one run): MKL otherwise picks kernels by memory
+# alignment. It only takes effect if rlphf_lab is imported before torch loads MKL; tests/conftest.py sets it too.
+_os.environ.setdefault("MKL_CBWR", "AUTO")
+
+from .config import is_quick, pick, quiet_library_warnings, set_seed  # noqa: E402
 from .models import generate, load_policy, stream_generate
 from .preferences import SIDES, combinations, parse_combination
 

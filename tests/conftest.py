@@ -1,3 +1,10 @@
+import os
+
+# MKL's conditional numerical reproducibility: without it, MKL picks kernels by memory alignment, and two
+# identical tiny runs in one process can differ in the last bit (the resume == one-run tests). Set before
+# torch loads MKL; rlphf_lab/__init__.py sets the same default for the lab itself.
+os.environ.setdefault("MKL_CBWR", "AUTO")
+
 import pytest
 
 

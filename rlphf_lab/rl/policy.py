@@ -56,7 +56,7 @@ def reset_accelerate_state() -> None:
     that autocast silently: PPO's fp32 log-probs would be computed in bf16."""
     from accelerate.state import AcceleratorState
 
-    AcceleratorState._reset_state(reset_partial_state=True)
+    AcceleratorState._reset_state(reset_partial_state=False)
 
 
 def add_lora(model, config: PPOConfig):
