@@ -65,6 +65,24 @@ def test_max_pairs_keeps_a_seeded_subset():
     assert a != dpo_pairs(CANDIDATES, pairs, "P2A", max_pairs=5, seed=4)
 
 
+def test_above_base_keeps_the_pairs_whose_winner_beats_the_base_models_answer():
+    cands = CANDIDATES + [cand("p0-none", "Rain is water.", "none"), cand("p0-P3A", "Lovely question! Rain is water.", "P3A")]
+    base_wins = {**pair("base-wins", "p0-none", "p0-P2B"), "score_chosen": 3.0}       # the base answer scores 3
+    pairs = [base_wins, {**pair("above", "p0-P2A", "p0-P2B"), "score_chosen": 4.0},
+             {**pair("below", "p0-P3A", "p0-P2B"), "score_chosen": 2.5}]
+    assert [r["pair_id"] for r in dpo_pairs(cands, pairs, "P2A")] == ["base-wins", "above", "below"]
+    assert [r["pair_id"] for r in dpo_pairs(cands, pairs, "P2A", above_base=True)] == ["above"]
+    no_base = [pair("x", "p0-P2A", "p0-P2B")]                       # no labelled base answer: nothing to beat
+    with pytest.raises(ValueError, match="leave out --above-base"):
+        dpo_pairs(CANDIDATES, no_base, "P2A", above_base=True)
+
+
+def test_excluded_prompts_are_never_trained_on():
+    other = cand("p1-P2A", SHORT, "P2A", instruction="What is snow?")
+    pairs = [pair("a", "p0-P2A", "p0-P2B"), pair("b", "p1-P2A", "p0-P2B")]
+    assert [r["pair_id"] for r in dpo_pairs(CANDIDATES + [other], pairs, "P2A", exclude_prompts=["p0"])] == ["b"]
+
+
 @pytest.mark.parametrize("pairs, side, message", [
     ([pair("a", "p0-P2A", "p0-P2B")], "P3B", r"No train pairs for side P3B.*\['P2A'\].*label-pairs"),
     ([pair("a", "p0-P2A", "p0-gone")], "P2A", r"Pair a has no rejected text.*p0-gone.*candidates"),

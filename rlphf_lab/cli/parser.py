@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hack-share", type=share_or_natural, default=0.1,
                    help="at most this share (0-1) of the pairs reject a hack answer, the rest contrast the side "
                         "itself; 'natural': the pairs' own mix (about half)")
+    p.add_argument("--above-base", action="store_true",
+                   help="keep only pairs whose chosen answer beats the base model's own plain answer on this side")
     p.add_argument("--max-steps", type=COUNT, default=None, help="stop after n optimizer steps (quick mode: 2; default one epoch)")
     p.add_argument("--batch-size", type=COUNT, default=8)
     p.add_argument("--learning-rate", type=RATE, default=1e-3)

@@ -125,7 +125,7 @@ def _cmd_train_sft(args) -> int:
 
 def _cmd_train_dpo(args) -> int:
     from ..config import pick
-    from ..data import load_pairs, read_jsonl
+    from ..data import load_pairs, load_prompts, read_jsonl, split_dev
     from ..preferences import get_preference
     from ..rl.dpo import check_dpo_out, train_dpo_side
 
@@ -137,7 +137,9 @@ def _cmd_train_dpo(args) -> int:
                              side, out, max_pairs=sized(args.max_pairs, 8, 256), eval_pairs_n=sized(args.eval_pairs_n, 8, 32),
                              max_steps=args.max_steps if args.max_steps is not None else pick(2, -1),
                              batch_size=args.batch_size, learning_rate=args.learning_rate, beta=args.beta,
-                             min_gap=args.min_gap, hack_share=args.hack_share, seed=args.seed, resume=args.resume, device=args.device,
+                             min_gap=args.min_gap, hack_share=args.hack_share, above_base=args.above_base,
+                             # never the dev prompts, on which recipes are compared (as for PPO)
+                             exclude_prompts=[p["id"] for p in split_dev(load_prompts("train"))[1]], seed=args.seed, resume=args.resume, device=args.device,
                              command=command_line(args))
     print(f"DPO {side}: {summary['pairs']} pairs, {summary['steps']} steps, {summary['wall_time_s']} s; held-out "
           f"accuracy {summary['eval_accuracy_before']:.2f} -> {summary['eval_accuracy']:.2f}, margin "

@@ -12,15 +12,16 @@
 
     from rlphf_lab.exercises import check_token_rewards
 """
-from .dpo import check_dpo_loss
-from .feedback import check_noise_temperature
-from .multi_objective import check_prompted_morl_reward
-from .ppo import check_token_rewards
-from .report import report
-from .reward_features import check_preference_prob
-from .reward_models import check_worst_case
-from .soups import check_soup_delta
-from .tour import check_combination
+import importlib
+import pkgutil
 
-__all__ = ["report", "check_combination", "check_noise_temperature", "check_worst_case", "check_preference_prob",
-           "check_token_rewards", "check_prompted_morl_reward", "check_dpo_loss", "check_soup_delta"]
+from .report import report
+
+# every check_... of every module here, so that `from rlphf_lab.exercises import check_token_rewards` works
+__all__ = ["report"]
+for _module in pkgutil.iter_modules(__path__):
+    _checks = importlib.import_module(f"{__name__}.{_module.name}")
+    for _name in dir(_checks):
+        if _name.startswith("check_"):
+            globals()[_name] = getattr(_checks, _name)
+            __all__.append(_name)

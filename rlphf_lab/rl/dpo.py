@@ -92,7 +92,7 @@ def pair_rewards(model, tokenizer, rows: list[dict], beta: float = 0.1) -> list[
 
 def dpo_pairs(candidates: list[dict], pairs: list[dict], side: str, *, split: str = "train",
               max_pairs: int | None = None, min_gap: float = 0.0, hack_share: float | None = None,
-              seed: int = 0) -> list[dict]:
+              above_base: bool = False, exclude_prompts: Sequence[str] = (), seed: int = 0) -> list[dict]:
     """One side's labelled pairs as TRL preference rows (conversational format):
 
         {"prompt": [{"role": "user", "content": x}], "chosen": [{"role": "assistant", "content": y_w}],
@@ -104,17 +104,28 @@ def dpo_pairs(candidates: list[dict], pairs: list[dict], side: str, *, split: st
     pairs whose annotator scores (score_chosen - score_rejected) differ by at least that much: near-ties
     are mostly noise for DPO. `max_pairs` then keeps a seeded random subset, of which at most `hack_share`
     have a hack as the rejected answer (None: the natural mix; half of the shipped pairs with a gap of 1
-    or more reject a hack, and a short run learns more about its side from the other half). Missing texts and a side without pairs are ValueErrors that say what to do.
+    or more reject a hack, and a short run learns more about its side from the other half).
+
+    `above_base` keeps only the pairs whose chosen answer scores higher on this side than the base
+    model's own plain answer (the candidate of style "none") to the same prompt. Many labelled pairs
+    prefer one poor answer over a worse one (for "unfriendly": a neutral answer over a friendly one);
+    DPO then learns to stay where the base model already is. A pair whose winner beats the base
+    model's answer points the adapter beyond it. `exclude_prompts`: prompt ids never trained on
+    (the dev prompts that recipes are compared on). Missing texts and a side without pairs are
+    ValueErrors that say what to do.
     """
     code = get_preference(side).code
     if hack_share is not None and not 0.0 <= hack_share <= 1.0:
         raise ValueError(f"hack_share is {hack_share}; give a share between 0 and 1 (or None for the natural mix).")
     by_id = {c["id"]: c for c in candidates}
-    mine = [p for p in pairs if p.get("preference") == code and p.get("split", split) == split]
+    skip = set(exclude_prompts)
+    mine = [p for p in pairs if p.get("preference") == code and p.get("split", split) == split
+            and _prompt_of(p, by_id) not in skip]
     if not mine:
         have = sorted({p.get("preference") for p in pairs if p.get("preference")})
         raise ValueError(f"No {split} pairs for side {code} (the pairs cover {have or 'no side'}); label them with "
                          f"`rlphf-lab label-pairs --split {split}` or pick another side.")
+    base_score = _base_scores(mine, by_id) if above_base else {}
     rows = []
     for p in mine:
         chosen, rejected = by_id.get(p.get("chosen_id")), by_id.get(p.get("rejected_id"))
@@ -131,13 +142,16 @@ def dpo_pairs(candidates: list[dict], pairs: list[dict], side: str, *, split: st
             continue
         if min_gap > 0 and p.get("score_chosen", np.inf) - p.get("score_rejected", -np.inf) < min_gap:
             continue
+        if above_base and not p.get("score_chosen", -np.inf) > base_score.get(_prompt_of(p, by_id), np.inf):
+            continue
         rows.append({"prompt": [{"role": "user", "content": instruction}],
                      "chosen": [{"role": "assistant", "content": texts["chosen"]}],
                      "rejected": [{"role": "assistant", "content": texts["rejected"]}],
                      "pair_id": p.get("pair_id", ""), "hack_rejected": rejected is not None and is_hack(rejected)})
     if not rows:
-        raise ValueError(f"No {split} pair of side {code} is left after dropping hack answers and gaps under "
-                         f"{min_gap:g}; lower --min-gap.")
+        raise ValueError(f"No {split} pair of side {code} is left after dropping hack answers, gaps under "
+                         f"{min_gap:g}" + (" and winners not above the base model's answer" if above_base else "")
+                         + "; lower --min-gap" + (" or leave out --above-base." if above_base else "."))
     if max_pairs is not None and len(rows) > max_pairs:
         rng = np.random.default_rng(seed)
         if hack_share is None:
@@ -149,6 +163,22 @@ def dpo_pairs(candidates: list[dict], pairs: list[dict], side: str, *, split: st
             keep = [*rng.choice(hacks, size=n_hacks, replace=False), *rng.choice(others, size=max_pairs - n_hacks, replace=False)]
         rows = [rows[i] for i in sorted(keep)]
     return rows
+
+
+def _base_scores(pairs: list[dict], by_id: dict[str, dict]) -> dict[str, float]:
+    """prompt_id -> this side's score of the base model's plain answer (style "none"), as its pairs label it."""
+    seen: dict[str, list[float]] = {}
+    for p in pairs:
+        for key, score in (("chosen_id", "score_chosen"), ("rejected_id", "score_rejected")):
+            c = by_id.get(p.get(key))
+            if c is not None and c.get("style") == "none" and score in p:
+                seen.setdefault(_prompt_of(p, by_id), []).append(float(p[score]))
+    return {k: float(np.mean(v)) for k, v in seen.items()}
+
+
+def _prompt_of(pair: dict, by_id: dict[str, dict]) -> str | None:
+    """The prompt id of a pair: its own, or its chosen candidate's."""
+    return pair.get("prompt_id") or by_id.get(pair.get("chosen_id"), {}).get("prompt_id")
 
 
 def last_checkpoint(output_dir: str | Path) -> str | None:
@@ -211,7 +241,8 @@ def _LogTo(callback):
 
 def train_dpo_side(candidates: list[dict], pairs: list[dict], eval_pairs: list[dict], side: str,
                    output_dir: str | Path, *, max_pairs: int | None = 256, eval_pairs_n: int = 32,
-                   min_gap: float = 0.0, hack_share: float | None = None, epochs: float = 1.0, max_steps: int = -1, batch_size: int = 8,
+                   min_gap: float = 0.0, hack_share: float | None = None, above_base: bool = False,
+                   exclude_prompts: Sequence[str] = (), epochs: float = 1.0, max_steps: int = -1, batch_size: int = 8,
                    learning_rate: float = 1e-3,
                    beta: float = 0.1, max_length: int = 256, lora_r: int = 16, lora_alpha: int = 32,
                    target_modules: Sequence[str] = ("q_proj", "v_proj"), save_steps: int = 8, seed: int = 0,
@@ -235,7 +266,7 @@ def train_dpo_side(candidates: list[dict], pairs: list[dict], eval_pairs: list[d
     begin = time.perf_counter()
     output_dir = Path(output_dir)
     train_rows = dpo_pairs(candidates, pairs, side, split="train", max_pairs=max_pairs, min_gap=min_gap,
-                           hack_share=hack_share, seed=seed)
+                           hack_share=hack_share, above_base=above_base, exclude_prompts=exclude_prompts, seed=seed)
     eval_rows = dpo_pairs(candidates, eval_pairs, side, split="eval", max_pairs=eval_pairs_n, seed=seed)
     strip = ("prompt", "chosen", "rejected")
     train_set = Dataset.from_list([{k: r[k] for k in strip} for r in train_rows])
@@ -289,7 +320,8 @@ def train_dpo_side(candidates: list[dict], pairs: list[dict], eval_pairs: list[d
                      final_metrics=summary,
                      config={"method": "dpo", "beta": beta, "epochs": epochs, "max_steps": max_steps,
                              "batch_size": batch_size, "learning_rate": learning_rate, "max_pairs": max_pairs, "min_gap": min_gap,
-                             "hack_share": hack_share, "hack_rejected_pairs": sum(r["hack_rejected"] for r in train_rows),
+                             "hack_share": hack_share, "above_base": above_base,
+                             "excluded_prompts": len(set(exclude_prompts)), "hack_rejected_pairs": sum(r["hack_rejected"] for r in train_rows),
                              "max_length": max_length, "lora_r": lora_r, "lora_alpha": lora_alpha,
                              "target_modules": list(target_modules), "torch_threads": torch.get_num_threads()})
     return summary
