@@ -318,3 +318,12 @@ def test_fold_option_decodes_with_the_soup_folded_into_w(soup_model):
     w.mix_in.value = "outputs"                          # output mixing needs the plain W: unfolded, no error
     assert not soups.is_folded(model) and w.segments[-1]["mix"] == "outputs" and w.generations_finished == 2
     soups.set_soup_weights(model, {"P1A": 1.0})
+
+
+def test_the_widget_warns_about_adapters_that_barely_learned_their_side(soup_model):
+    w = make(soup_model, learned={"P1A": 0.93, "P3B": 0.47})
+    assert "P3B (0.47)" in w.learned_view.value and "P1A" not in w.learned_view.value
+    assert w.learned_view in w.widget.children
+    assert make(soup_model, learned={"P1A": 0.93}).learned_view.value == ""
+    # by default the shipped evaluation is read; random stand-ins from a cache folder were never judged
+    assert make(soup_model).learned == {}

@@ -19,6 +19,7 @@ weights: activate the adapters and set each one's scale to w_i * s_i.
     merges   merges that make an adapter (average_ab_merge, peft_weighted_merge) and compare_merges
     fronts   score_soup_answers, sweep_weights, pareto_front (mix="weights" or "outputs")
     outputs  mixing in outputs (MOD): generate_mixed_outputs, stream_mixed_outputs, mixed_next_token_logprobs
+    learned  did each loaded adapter learn its side: own_side_win_rates, weak_adapters (the widget warns)
     remix    re-mix mid-answer: continue_answer goes on from the tokens so far under new weights (RemixAnswer)
 
     from rlphf_lab import soups
@@ -35,6 +36,7 @@ from .delta import (ab_average_delta, ab_average_factors, adapter_delta, exact_d
 from .fold import FoldState, fold_memory, fold_soup_weights, fold_state, folded, is_folded, unfold_soup
 from .fronts import group_means, pareto_front, pareto_optimal, score_answers, score_soup_answers, sweep_weights
 from .fronts import MIX_CHOICES, check_mix
+from .learned import WEAK_WIN_RATE, own_side_win_rates, weak_adapters, weak_adapters_html
 from .loading import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, BASELINE_ADAPTERS, SHIPPED_DIR, check_compatible,
                       expected_lora_shapes, load_adapters, load_soup, random_lora_adapters, read_adapter_config,
                       read_adapter_weights, restore_hint, shipped_adapter_dirs)
@@ -61,4 +63,5 @@ __all__ = ["load_adapters", "load_soup", "random_lora_adapters", "shipped_adapte
            "score_soup_answers", "sweep_weights", "group_means", "pareto_optimal", "pareto_front", "score_answers",
            "MIX_CHOICES", "check_mix", "generate_mixed_outputs", "stream_mixed_outputs", "mixed_next_token_logprobs",
            "adapter_next_token_logprobs", "mix_logprobs", "positive_weights",
-           "RemixAnswer", "Segment", "continue_answer"]
+           "RemixAnswer", "Segment", "continue_answer",
+           "own_side_win_rates", "weak_adapters", "weak_adapters_html", "WEAK_WIN_RATE"]

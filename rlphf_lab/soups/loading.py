@@ -197,6 +197,9 @@ def load_adapters(model, adapter_dirs: dict[str, str | Path]):
                                    local_files_only=True)
         model.eval()
         set_soup_weights(model, {name: 1.0 for name in names})
+        # where each adapter came from (soups.learned looks up how well it learned its side)
+        model.adapter_sources = {**(getattr(model, "adapter_sources", None) or {}),
+                                 **{name: str(adapter_dirs[name]) for name in names}}
     except BaseException:
         undo()
         raise

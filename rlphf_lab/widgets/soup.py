@@ -113,7 +113,7 @@ class SoupWidget(traitlets.HasTraits):
                  scorer=None, debounce_s: float = 0.3, max_new_tokens: int = 80, temperature: float = 0.7,
                  top_p: float = 0.9, seed: int | None = 0, sync: bool = False, autostart: bool = True,
                  mix: str = "weights", restart_on_move: bool = False, fold: bool = False, stream_fn=None,
-                 continue_fn=None):
+                 continue_fn=None, learned: dict[str, float] | None = None):
         import ipywidgets as W
 
         super().__init__()
@@ -162,10 +162,13 @@ class SoupWidget(traitlets.HasTraits):
         self.answer_view, self.legend_view, self.scores_view = W.HTML(answer_html("")), W.HTML(), W.HTML()
         self.compare_title, self.compare_view, self.compare_scores_view = W.HTML(), W.HTML(answer_html("")), W.HTML()
         self.status_view = W.HTML()
+        # own-side win rates of the loaded adapters (default: the shipped evaluation); a warning for weak ones
+        self.learned = soups.own_side_win_rates(model) if learned is None else dict(learned)
+        self.learned_view = W.HTML(soups.weak_adapters_html(self.learned))
         self.advanced_box = W.VBox(list(self.adapter_sliders.values()))
         self.compare_box = W.VBox([self.compare_title, self.compare_view, self.compare_scores_view])
         soup_box = W.VBox([W.HTML("<b>soup</b>"), self.answer_view, self.legend_view, self.scores_view])
-        self.widget = W.VBox([self.prompt, W.VBox(rows), W.HBox([self.advanced, self.compare]),
+        self.widget = W.VBox([self.prompt, W.VBox(rows), self.learned_view, W.HBox([self.advanced, self.compare]),
                               W.HBox([self.mix_in, self.restart]), self.advanced_box,
                               W.HBox([soup_box, self.compare_box]), self.status_view])
         self._show_boxes()
