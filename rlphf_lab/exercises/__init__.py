@@ -1,14 +1,12 @@
 """The notebooks' exercises, one module per notebook: each `check_...(your_answer)` prints
 "Correct!" or "Not yet:" with the reason (exercises/report.py) and returns True or False.
 
-    tour             00  check_combination
-    feedback         01  check_noise_temperature
-    reward_models    02  check_worst_case
-    reward_features  03  check_preference_prob
-    ppo              04  check_token_rewards
-    multi_objective  05  check_prompted_morl_reward
-    dpo              05b check_dpo_loss
-    soups            06  check_soup_delta
+    tour             00    feedback   01    reward_models    02    reward_features  03
+    ppo              04    multi_objective 05    dpo       05b    soups            06    evaluation 07
+
+Each notebook has at least three (code cells tagged "exercise"); the solved cells are in
+notebooks/solutions/<notebook>.py, and tests/test_exercises.py checks that every check fails on the
+starter code and passes on its solution.
 
     from rlphf_lab.exercises import check_token_rewards
 """
