@@ -3,7 +3,8 @@
     .venv/bin/python scripts/dpo_report.py          # writes data/evaluation/dpo_sides.md and prints it
 
 First the recipe runs kept in data/sweeps/dpo_recipe/<run>/ (the provenance, metrics and evaluation
-tables of each P2A run that chose the recipe), then the shipped adapters.
+tables of each P2A run that chose the recipe), then the dev-prompt comparisons of
+data/sweeps/dpo_recipe/dev_eval.csv (scripts/dpo_dev_eval.py), then the shipped adapters.
 
 Per side: the DPO adapter's training cost and held-out pair accuracy (data/adapters/dpo-<side>/
 adapter.provenance.json), its own-side win rate against vanilla and share of answers under 8 words
@@ -79,6 +80,23 @@ def main() -> None:
                        + markdown_table(recipe) + "\n\n")
     else:
         text_recipe = ""
+    dev_file = RECIPE / "dev_eval.csv"
+    if dev_file.exists():
+        def trained_on_dev(folder: str) -> str:     # runs before dev prompts were excluded saw their pairs
+            cfg = json.loads((REPO / folder / "adapter.provenance.json").read_text()).get("config", {})
+            return "no" if cfg.get("excluded_prompts") else "yes"
+
+        dev = [{"run": r["run"], "side": r["side"], "above base": r["above_base"],
+                "trained on dev pairs": trained_on_dev(r["adapter"]),
+                "pairs x steps": f"{int(r['pairs'])} x {int(r['steps'])}",
+                "training time": f"{float(r['train_time_s']) / 60:.1f} min",
+                "dev own-side win rate": f"{float(r['win_rate']):.2f}",
+                "wins / ties / losses": f"{int(r['wins'])} / {int(r['ties'])} / {int(r['losses'])}",
+                "mean words (vanilla)": f"{float(r['words']):.0f} ({float(r['vanilla_words']):.0f})",
+                f"< {SHORT_WORDS} words": f"{float(r['short_fraction']):.1%}"} for r in read_csv(dev_file)]
+        text_recipe += ("Pairs above the base model's answer (`train-dpo --above-base`), compared on the 33 dev prompts "
+                        "(`scripts/dpo_dev_eval.py`, 2 answers per prompt; never the eval prompts)\n\n"
+                        + markdown_table(dev) + "\n\n")
     text = text_recipe + ("DPO side adapters against the PPO ones (`scripts/dpo_report.py`, from the shipped provenance "
             "and evaluation files)\n\n" + markdown_table(rows) + "\n")
     (EVALUATION / "dpo_sides.md").write_text(text)
