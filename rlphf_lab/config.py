@@ -24,6 +24,8 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
 ADAPTERS_DIR = DATA_DIR / "adapters"      # the shipped policies: data/adapters/<name>/adapter (PEFT folders)
+RUNS_DIR = REPO_ROOT / "runs"             # git-ignored: where every command writes by default
+MY_ADAPTERS_DIR = RUNS_DIR / "policies"   # your own: `rlphf-lab train-policy` / `train-dpo` write <name>/adapter here
 
 _TRUE = {"1", "true", "yes", "on"}
 

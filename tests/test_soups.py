@@ -412,3 +412,24 @@ def test_the_adapter_file_names_are_peft_s():
     from peft.utils import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME
 
     assert (soups.ADAPTER_CONFIG, soups.ADAPTER_WEIGHTS) == (CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME)
+
+
+def test_load_soup_mine_takes_your_own_adapters_first_and_the_shipped_ones_for_the_rest(tmp_path, adapter_dirs,
+                                                                                       monkeypatch, capsys):
+    import shutil
+
+    import rlphf_lab.soups.loading as loading
+
+    for code in CODES:
+        shutil.copytree(adapter_dirs[code], tmp_path / "shipped" / code / "adapter")
+    shutil.copytree(adapter_dirs["P1B"], tmp_path / "mine" / "P1A" / "adapter")      # "my P1A": other weights
+    monkeypatch.setattr(loading, "MY_ADAPTERS_DIR", tmp_path / "mine")
+    model, _, source = soups.load_soup(tiny_llama(), tiny_tokenizer(), CODES, root=tmp_path / "shipped", source="mine")
+    assert source == "shipped" and "Your own adapters" in capsys.readouterr().out
+    assert model.adapter_sources["P1A"] == str(tmp_path / "mine" / "P1A" / "adapter")
+    assert model.adapter_sources["P2A"] == str(tmp_path / "shipped" / "P2A" / "adapter")
+    soups.set_soup_weights(model, {"P1A": 1.0})
+    alone = soups.load_adapters(tiny_llama(), {"P1B": adapter_dirs["P1B"]})
+    torch.testing.assert_close(logits(model), logits(alone))
+    with pytest.raises(ValueError, match="'shipped'.*'mine'"):
+        soups.load_soup(tiny_llama(), tiny_tokenizer(), CODES, source="yours")

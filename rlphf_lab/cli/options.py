@@ -10,9 +10,7 @@ import math
 import shlex
 from pathlib import Path
 
-from ..config import REPO_ROOT
-
-RUNS_DIR = REPO_ROOT / "runs"          # git-ignored: where every command writes by default
+from ..config import RUNS_DIR  # noqa: F401  (git-ignored: where every command writes by default)
 
 
 def default_out(command: str, name: str = "") -> Path:

@@ -38,7 +38,7 @@ from .fronts import group_means, pareto_front, pareto_optimal, score_answers, sc
 from .fronts import MIX_CHOICES, check_mix
 from .learned import WEAK_WIN_RATE, own_side_win_rates, weak_adapters, weak_adapters_html
 from .loading import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, BASELINE_ADAPTERS, SHIPPED_DIR, check_compatible,
-                      expected_lora_shapes, load_adapters, load_soup, random_lora_adapters, read_adapter_config,
+                      expected_lora_shapes, load_adapters, load_soup, my_adapter_dirs, random_lora_adapters, read_adapter_config,
                       read_adapter_weights, restore_hint, shipped_adapter_dirs)
 from .merges import (DENSITY_METHODS, MERGE_METHODS, average_ab_merge, compare_merges, logit_difference,
                      peft_weighted_merge)
@@ -49,7 +49,7 @@ from .mix import (SoupState, adapter_names, check_weights, model_lock, own_scale
                   soup_weights, use_adapter)
 from .weights import as_weights, combination_weights, dimension_weights_to_sides, nearest_combination, user_soup_weights
 
-__all__ = ["load_adapters", "load_soup", "random_lora_adapters", "shipped_adapter_dirs", "read_adapter_config",
+__all__ = ["load_adapters", "load_soup", "my_adapter_dirs", "random_lora_adapters", "shipped_adapter_dirs", "read_adapter_config",
            "read_adapter_weights", "expected_lora_shapes", "check_compatible", "restore_hint", "ADAPTER_CONFIG",
            "ADAPTER_WEIGHTS", "SHIPPED_DIR", "BASELINE_ADAPTERS",
            "set_soup_weights", "soup_weights", "use_adapter", "check_weights", "adapter_names", "model_lock",

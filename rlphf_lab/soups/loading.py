@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..config import ADAPTERS_DIR
+from ..config import ADAPTERS_DIR, MY_ADAPTERS_DIR
 from ..preferences import SIDES
 from .mix import adapter_names, set_soup_weights
 
@@ -288,11 +288,23 @@ def _is_valid_adapter(folder: Path, model) -> bool:
         return False
 
 
+SOURCES = ("shipped", "mine")
+
+
+def my_adapter_dirs(names: Sequence[str] = SIDES, root: str | Path | None = None) -> dict[str, Path]:
+    """{name: folder} of your own trained adapters (default root: runs/policies, where `rlphf-lab
+    train-policy` and `train-dpo` write, and notebooks 04, 05 and 05b keep what a class trains)."""
+    return shipped_adapter_dirs(names, root if root is not None else MY_ADAPTERS_DIR)
+
+
 def load_soup(model=None, tokenizer=None, names: Sequence[str] = SIDES, *, root: str | Path | None = None,
-              fallback_dir: str | Path | None = None, fallback_std: float = 0.02, seed: int = 0,
-              verbose: bool = True):
+              source: str = "shipped", fallback_dir: str | Path | None = None, fallback_std: float = 0.02,
+              seed: int = 0, verbose: bool = True):
     """The policy with one LoRA adapter per preference side loaded, ready for `set_soup_weights`.
 
+    source="shipped" (the default) uses the trained adapters in data/adapters/<name>/adapter;
+    source="mine" uses your own from runs/policies/<name>/adapter first (`my_adapter_dirs`) and the
+    shipped adapter for every side you have not trained (it prints which is which).
     Uses the trained adapters shipped in data/adapters/<name>/adapter when all of `names` are there.
     Otherwise (a fresh checkout before training, or the tests) it falls back to random stand-ins
     (`random_lora_adapters`, same LoraConfig as PPO; saved once under `fallback_dir`, by default the
@@ -309,8 +321,17 @@ def load_soup(model=None, tokenizer=None, names: Sequence[str] = SIDES, *, root:
         tokenizer = tokenizer or default_tok
     if tokenizer is None:
         raise ValueError("Pass the tokenizer with the model (or neither: both are loaded).")
+    if source not in SOURCES:
+        raise ValueError(f"source is {source!r}; use 'shipped' (data/adapters) or 'mine' (runs/policies, your own "
+                         f"adapters, the shipped ones for the rest).")
     names = list(names)
     shipped = shipped_adapter_dirs(names, root)
+    if source == "mine":
+        mine = my_adapter_dirs(names)
+        if verbose:
+            print(f"Your own adapters from {MY_ADAPTERS_DIR}: {', '.join(mine) or 'none yet'}"
+                  + (f"; the shipped ones for {', '.join(n for n in names if n not in mine)}." if len(mine) < len(names) else "."))
+        shipped = {**shipped, **mine}
     missing = [n for n in names if n not in shipped]
     dirs = dict(shipped)
     if missing:
