@@ -38,11 +38,11 @@ from .mean_scores import mean_annotator_scores, mean_reward_scores
 from .methods import (BASELINE, EXTRA_METHODS, METHOD_SPEC, METHODS, SIDE_ADAPTERS, available_methods, choose_methods,
                       generate_responses, load_evaluation_model)
 from .report import REPORT_SECTIONS, evaluation_tables, report_markdown
-from .verdicts import judge_responses
+from .verdicts import judge_responses, shipped_verdicts
 from .win_rates import POINTS, bootstrap_ci, paired_difference, side_table, win_rate, win_rate_table
 
 __all__ = ["METHODS", "BASELINE", "METHOD_SPEC", "SIDE_ADAPTERS", "EXTRA_METHODS", "available_methods", "choose_methods",
-           "load_evaluation_model", "generate_responses", "judge_responses", "POINTS", "win_rate", "bootstrap_ci",
+           "load_evaluation_model", "generate_responses", "judge_responses", "shipped_verdicts", "POINTS", "win_rate", "bootstrap_ci",
            "paired_difference", "win_rate_table", "side_table", "mean_annotator_scores", "mean_reward_scores",
            "evaluation_tables", "REPORT_SECTIONS", "report_markdown", "ai_judge_verdicts", "agreement",
            "COST_SCENARIOS", "training_cost", "DEVICES", "run_seconds", "measured_training_cost"]

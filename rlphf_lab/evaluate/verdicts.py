@@ -9,8 +9,11 @@ with the simulated annotators as score_s (`feedback.annotators.score_all`).
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Sequence
 
+from ..config import DATA_DIR
+from ..data import read_jsonl
 from ..feedback import annotators
 from ..feedback.pairs import TIE_MARGIN   # the annotators' tie margin, as for the shipped pair labels
 from ..preferences import combinations, parse_combination
@@ -54,3 +57,19 @@ def judge_responses(rows: list[dict], *, combos: Sequence[str] | None = None, ti
                             "order": "method-first" if rng.random() < 0.5 else "vanilla-first",
                             "score_method": round(s_m, 4), "score_vanilla": round(s_v, 4), "verdict": verdict})
     return out
+
+
+def shipped_verdicts(folder: str | Path | None = None) -> list[dict]:
+    """The verdicts of an evaluation folder (default data/evaluation): its verdicts.jsonl when
+    `rlphf-lab evaluate` wrote one there, else judged again from its responses.jsonl with
+    `judge_responses` (the same function and seed, so the same verdicts; verdicts.jsonl is not
+    kept in git, 7 MB). About ten seconds the first time in a process; cached after that."""
+    folder = Path(folder) if folder is not None else DATA_DIR / "evaluation"
+    key = str(folder.resolve())
+    if key not in _VERDICTS:
+        file = folder / "verdicts.jsonl"
+        _VERDICTS[key] = read_jsonl(file) if file.exists() else judge_responses(read_jsonl(folder / "responses.jsonl"))
+    return [dict(v) for v in _VERDICTS[key]]
+
+
+_VERDICTS: dict[str, list[dict]] = {}

@@ -11,11 +11,10 @@ VERDICTS = ("win", "tie", "loss")
 
 
 def shipped_verdicts() -> list[dict]:
-    """The shipped verdicts (data/evaluation/verdicts.jsonl, `rlphf-lab evaluate`), read at run time."""
-    from ..config import DATA_DIR
-    from ..data import read_jsonl
+    """The shipped evaluation's verdicts (`evaluate.shipped_verdicts`), read at run time."""
+    from ..evaluate import shipped_verdicts as verdicts
 
-    return read_jsonl(DATA_DIR / "evaluation" / "verdicts.jsonl")
+    return verdicts()
 
 
 def _copies(verdicts: list[dict]) -> list[dict]:
