@@ -51,3 +51,33 @@ def test_agreement_on_decided_pairs_leaves_out_the_undecided_ones():
     assert decided_agreement([0.9, 0.5, 0.2, 0.5, 0.7]) == (2 / 3, 3)
     agreement, n = decided_agreement([0.5, 0.5])
     assert n == 0 and agreement != agreement          # NaN: nothing decided
+
+
+def test_the_pointwise_judge_scores_each_response_alone_by_yes_minus_no():
+    import torch
+
+    from rlphf_lab.models import format_chat
+
+    model, tok = tiny_llama(), tiny_tokenizer()
+    scores = judge.judge_pointwise(model, tok, "P2A", INSTRUCTIONS, GOOD, batch_size=2)
+    yes, no = (tok.encode(t, add_special_tokens=False)[0] for t in ("Yes", "No"))   # first tokens (tiny: characters)
+    for i, g, s in zip(INSTRUCTIONS, GOOD, scores):       # one response at a time, no padding: the definition
+        ids = tok(format_chat(tok, judge.pointwise_prompt("P2A", i, g)), return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            logits = model(**ids).logits[0, -1].float()
+        assert s == pytest.approx((logits[yes] - logits[no]).item(), abs=1e-4)
+    assert "Is this response concise and to the point" in judge.pointwise_prompt("P2A", "Q?", "x")
+    with pytest.raises(ValueError, match="one of each"):
+        judge.judge_pointwise(model, tok, "P2A", INSTRUCTIONS, GOOD[:2])
+
+
+def test_pointwise_agreement_compares_the_two_scores_of_a_pair():
+    model, tok = tiny_llama(), tiny_tokenizer()
+    pairs = [{"preference": "P2A", "instruction": i, "chosen": g, "rejected": b} for i, g, b in zip(INSTRUCTIONS, GOOD, BAD)]
+    result = judge.pointwise_agreement(model, tok, pairs, batch_size=4)
+    good = judge.judge_pointwise(model, tok, "P2A", INSTRUCTIONS, GOOD)
+    bad = judge.judge_pointwise(model, tok, "P2A", INSTRUCTIONS, BAD)
+    assert result["margins"] == pytest.approx([g - b for g, b in zip(good, bad)], abs=1e-3)
+    assert result["agreement"] == sum(g > b for g, b in zip(good, bad)) / 3
+    swapped = judge.pointwise_agreement(model, tok, [{**p, "chosen": p["rejected"], "rejected": p["chosen"]} for p in pairs])
+    assert swapped["agreement"] == pytest.approx(1 - result["agreement"])     # no position to favour

@@ -10,6 +10,14 @@ read the next-token log-probabilities of "A" and "B" instead of sampling an answ
 
 A 135M model is a weak judge: the notebook measures how often it agrees with the simulated
 annotators and reports the number as it is.
+
+The pointwise judge sees one response alone and one yes/no question, "Is this response {quality}?
+Answer only Yes or No.", and scores it by
+
+    s(x, y) = logit_Yes - logit_No = log P("Yes") - log P("No")
+
+A pair is then decided by s(chosen) > s(rejected). Nothing is shown in an order, so there is no
+position bias to cancel (Zheng et al. 2023 on LLM judges: pairwise judges favour a position).
 """
 from __future__ import annotations
 
@@ -33,6 +41,19 @@ PRINCIPLES = {
 }
 
 
+# The same principles, asked of one response at a time (pointwise judging).
+POINTWISE_QUALITIES = {
+    "P1A": "easy to understand for an elementary school student",
+    "P1B": "expert, something only a PhD student in that specific field could understand",
+    "P2A": "concise and to the point, without being verbose",
+    "P2B": "informative, without missing any background information",
+    "P3A": "friendly, witty and funny, like a close friend",
+    "P3B": "unfriendly",
+    "P3C": "sassy",
+    "P3D": "sarcastic",
+}
+
+
 def judge_prompt(side: str, instruction: str, response_a: str, response_b: str) -> str:
     """The user message the judge answers (the chat template is added by `format_chat`)."""
     principle = PRINCIPLES[get_preference(side).code]
@@ -40,11 +61,75 @@ def judge_prompt(side: str, instruction: str, response_a: str, response_b: str) 
             f"Which response is {principle}, regardless of other perspectives? Answer only A or B.")
 
 
-def _answer_ids(tokenizer) -> tuple[int, int]:
-    ids = [tokenizer.encode(t, add_special_tokens=False) for t in ("A", "B")]
+def pointwise_prompt(side: str, instruction: str, response: str) -> str:
+    """The user message of the pointwise judge: one response, one yes/no question."""
+    quality = POINTWISE_QUALITIES[get_preference(side).code]
+    return (f"Question: {instruction}\n\nResponse: {response}\n\n"
+            f"Is this response {quality}? Answer only Yes or No.")
+
+
+def _answer_ids(tokenizer, answers: tuple[str, str] = ("A", "B")) -> tuple[int, int]:
+    ids = [tokenizer.encode(t, add_special_tokens=False) for t in answers]
     if any(len(i) != 1 for i in ids):
-        raise ValueError(f"The judge needs 'A' and 'B' to be single tokens; this tokenizer gives {ids}.")
+        raise ValueError(f"The judge needs {answers[0]!r} and {answers[1]!r} to be single tokens; this tokenizer "
+                         f"gives {ids}.")
     return ids[0][0], ids[1][0]
+
+
+def _first_ids(tokenizer, answers: tuple[str, str]) -> tuple[int, int]:
+    """The first token of each answer word (SmolLM2: "Yes" and "No" are one token each)."""
+    ids = [tokenizer.encode(t, add_special_tokens=False)[0] for t in answers]
+    if ids[0] == ids[1]:
+        raise ValueError(f"{answers[0]!r} and {answers[1]!r} start with the same token {ids[0]} in this tokenizer; "
+                         f"the judge cannot tell them apart.")
+    return ids[0], ids[1]
+
+
+@torch.no_grad()
+def _last_logits(model, tokenizer, texts: list[str]) -> torch.Tensor:
+    """Next-token logits after each chat-formatted text, (len(texts), vocab), fp32."""
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    # left padding: positions count real tokens only, as in generation
+    position_ids = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+    # logits_to_keep=1: only the answer position needs the (large) vocabulary projection
+    return model(**enc, position_ids=position_ids, logits_to_keep=1).logits[:, -1, :].float()
+
+
+def judge_pointwise(model, tokenizer, side: str, instructions, responses, *, batch_size: int = 8,
+                    progress: bool = False) -> list[float]:
+    """s = log P("Yes") - log P("No") per response: how strongly the judge says it has the side's quality.
+
+    Each response is judged alone (batched for speed; padding does not change a row's numbers
+    beyond float rounding)."""
+    if len(instructions) != len(responses):
+        raise ValueError(f"Got {len(instructions)} instructions and {len(responses)} responses; give one of each.")
+    id_yes, id_no = _first_ids(tokenizer, ("Yes", "No"))
+    texts = [format_chat(tokenizer, pointwise_prompt(side, i, r)) for i, r in zip(instructions, responses)]
+    scores: list[float] = []
+    for start in tqdm(range(0, len(texts), batch_size), desc=f"pointwise {side}", disable=not progress):
+        logits = _last_logits(model, tokenizer, texts[start:start + batch_size])     # (batch, vocab)
+        scores += (logits[:, id_yes] - logits[:, id_no]).tolist()                    # (batch,)
+    return scores
+
+
+def pointwise_agreement(model, tokenizer, pairs: list[dict], batch_size: int = 8, progress: bool = False) -> dict:
+    """How often the pointwise judge scores a pair's chosen response above its rejected one, per side
+    and overall (equal scores count as undecided: neither agreement nor disagreement)."""
+    if not pairs:
+        raise ValueError("No pairs to judge; pass a non-empty list of pair records (e.g. load_pairs('pairs_eval')).")
+    per_side, margins = {}, []
+    for side in sorted({p["preference"] for p in pairs}):
+        group = [p for p in pairs if p["preference"] == side]
+        scores = judge_pointwise(model, tokenizer, side, [p["instruction"] for p in group] * 2,
+                                 [p["chosen"] for p in group] + [p["rejected"] for p in group],
+                                 batch_size=batch_size, progress=progress)
+        side_margins = [c - r for c, r in zip(scores[:len(group)], scores[len(group):])]
+        per_side[side] = {"n": len(group), "agreement": sum(m > 0 for m in side_margins) / len(group)}
+        margins += side_margins
+    decided, n_decided = decided_agreement([0.5 + 0.5 * np.sign(m) for m in margins])
+    return {"n": len(pairs), "agreement": sum(m > 0 for m in margins) / len(margins),
+            "decided_agreement": decided, "decided": n_decided, "per_side": per_side,
+            "margins": [round(m, 4) for m in margins]}
 
 
 @torch.no_grad()
@@ -71,11 +156,7 @@ def judge_orders(model, tokenizer, side: str, instructions, responses_a, respons
             for text, slot in sorted([(texts_ab[i], (i, "ab")), (texts_ba[i], (i, "ba"))]):
                 texts.append(text)
                 slots.append(slot)
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        # left padding: positions count real tokens only, as in generation
-        position_ids = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-        # logits_to_keep=1: only the answer position needs the (large) vocabulary projection
-        logits = model(**enc, position_ids=position_ids, logits_to_keep=1).logits[:, -1, :].float()   # (2 * pairs, vocab)
+        logits = _last_logits(model, tokenizer, texts)                 # (2 * pairs, vocab)
         # p = softmax over the two answer tokens only
         p = torch.softmax(logits[:, [id_a, id_b]], dim=-1)[:, 0]   # (2 * pairs,)
         for (i, order), value in zip(slots, p.tolist()):
