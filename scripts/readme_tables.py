@@ -1,6 +1,7 @@
-"""The README's evaluation tables, printed from data/evaluation/*.csv (nothing typed in):
+"""The README's tables, printed from the result files (nothing typed in):
 
-    .venv/bin/python scripts/readme_tables.py      # paste the output into README.md, "Evaluation"
+    .venv/bin/python scripts/readme_tables.py            # paste the output into README.md, "Evaluation"
+    .venv/bin/python scripts/readme_tables.py --rewards  # "Reward models": accuracy and hack ranking per side
 
 Win rates per combination with the average and its 95% CI, the soup's and the DPO soup's paired
 differences, and the win rate per side with the mean length.
@@ -15,6 +16,8 @@ from rlphf_lab.preferences import SIDES, combinations  # noqa: E402
 from rlphf_lab.tables import read_csv  # noqa: E402
 
 RESULTS = REPO / "data" / "evaluation"
+REWARDS = REPO / "data" / "reward_models"
+TARGETS = {"P2A": 0.9, "P2B": 0.9}          # the course's held-out accuracy targets (0.80 for the other sides)
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -22,7 +25,27 @@ def table(header: list[str], rows: list[list[str]]) -> str:
                      + ["| " + " | ".join(r) + " |" for r in rows])
 
 
+def reward_tables() -> None:
+    """Held-out accuracy per side against its target, and how many hack-suite answers each side's reward
+    model scores at or above the normal answer (data/reward_models/hack_ranking.csv)."""
+    acc = {r["side"]: r for r in read_csv(REWARDS / "accuracy.csv") if r["backend"] == "features"}
+    hacks = read_csv(REWARDS / "hack_ranking.csv") if (REWARDS / "hack_ranking.csv").exists() else []
+    sides = [s for s in (*SIDES, "general") if s in acc]
+    print(table(["side", *sides],
+                [["held-out accuracy", *(f"{acc[s]['eval_accuracy']:.3f}" for s in sides)],
+                 ["course target", *(f"{TARGETS.get(s, 0.8):.2f}" for s in sides)],
+                 ["held-out pairs", *(f"{acc[s]['n_eval']:.0f}" for s in sides)],
+                 ["hacks ranked at or above the normal answer",
+                  *(f"{sum(h['misranked'] for h in hacks if h['side'] == s):.0f} of "
+                    f"{sum(h['comparisons'] for h in hacks if h['side'] == s):.0f}" for s in sides)]]))
+    missed = [f"{h['side']} {h['kind']} ({h['misranked']:.0f})" for h in hacks if h["misranked"]]
+    print()
+    print("misranked hacks: " + (", ".join(missed) if missed else "none"))
+
+
 def main() -> None:
+    if "--rewards" in sys.argv[1:]:
+        return reward_tables()
     combos = combinations()
     wins = read_csv(RESULTS / "win_rates.csv")
     soups = {"soup", "dpo-soup"}

@@ -63,9 +63,27 @@ def test_features_do_not_depend_on_batch_padding(policy):
                                 ["An apple.", "Tides come from the moon's gravity pulling on the oceans, " * 3])
     # equal up to bf16 rounding: relative difference of the whole vector below 2%
     assert (alone[0] - batched[0]).norm() / alone[0].norm() < 0.02
-    from rlphf_lab.rewards.features import N_FLUENCY
-    log_len = -1 - N_FLUENCY                           # the log-length feature, before the fluency numbers
+    from rlphf_lab.rewards.features import N_FLUENCY, N_RELEVANCE
+    log_len = -1 - N_FLUENCY - N_RELEVANCE             # the log-length feature, before fluency and relevance
     assert alone[0, log_len] == batched[0, log_len] > 0   # it ignores padding exactly
+
+
+@pytest.mark.model
+def test_relevance_features_tell_an_answer_from_an_off_topic_one(policy):
+    """pmi = log p(y | x) - log p(y | no x) per answer token: the instruction helps predict an answer to it,
+    not a fluent paragraph about something else; and the features come back in the order given."""
+    from rlphf_lab.rewards.features import N_RELEVANCE, backbone_features
+
+    model, tok = policy
+    question = "Why is the sky blue?"
+    answer = "Sunlight scatters off the molecules of the air, and blue light scatters the most, so the sky looks blue."
+    off_topic = "Bananas are a good source of potassium, and they grow in warm tropical climates."
+    phi = backbone_features(model, tok, [question, question, "Name a fruit."], [answer, off_topic, "An apple."])
+    pmi, pmi_head, cos = phi[:, -N_RELEVANCE:].T
+    assert pmi[0] > pmi[1] + 0.5 and pmi_head[0] > pmi_head[1]
+    assert pmi[0] > 0 > pmi[1]
+    alone = backbone_features(model, tok, ["Name a fruit."], ["An apple."])
+    assert torch.allclose(alone[0], phi[2], rtol=1e-3, atol=1e-3)       # batched by length, returned in order
 
 
 @pytest.mark.model

@@ -33,6 +33,17 @@ def _cmd_train_rewards(args) -> int:
         model, tokenizer = load_policy()
         rows = T.train_feature_reward_models(model, tokenizer, candidates, train_pairs, eval_pairs, sides,
                                              out_root=out_root, seed=args.seed, epochs=args.epochs)
+        from ..rewards.reward_model import load_reward_model
+
+        # the hack suite on eval-split answers: how many hacks each new model scores at or above the normal answer
+        trained = {side: load_reward_model(out_root / "features" / side) for side in sides}
+        hacks = T.hack_ranking_rows(model, tokenizer, trained, candidates)
+        hack_csv = T.update_hack_ranking_csv(out_root / "hack_ranking.csv", hacks)
+        for side in sides:
+            n = [h for h in hacks if h["side"] == side]
+            print(f"{side}: {sum(h['misranked'] for h in n)} of {sum(h['comparisons'] for h in n)} hack answers "
+                  f"scored at or above the normal answer")
+        print(f"hack ranking: {hack_csv}")
     else:
         rows = T.train_trl_reward_models(candidates, train_pairs, eval_pairs, sides, out_root=out_root,
                                          max_steps=args.max_steps, seed=args.seed)

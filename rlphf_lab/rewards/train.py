@@ -16,8 +16,9 @@ import torch
 from .. import config
 from ..preferences import SIDES
 from ..tables import write_csv
+from . import hack_ranking
 from .features import cached_features
-from .reward_model import (RewardModel, pair_accuracy, pairs_features, train_head,
+from .reward_model import (RewardModel, RewardScorer, pair_accuracy, pairs_features, train_head,
                            train_trl_reward_model, trl_scores)
 
 ACCURACY_FIELDS = ["side", "backend", "n_train", "n_eval", "train_accuracy", "eval_accuracy", "seconds"]
@@ -84,6 +85,27 @@ def train_trl_reward_models(candidates: list[dict], train_pairs: list[dict], eva
                      "train_accuracy": round(train_acc, 4), "eval_accuracy": round(eval_acc, 4),
                      "seconds": round(seconds, 1)})
     return rows
+
+
+def hack_ranking_rows(model, tokenizer, reward_models: dict, candidates: list[dict], *,
+                      n_prompts: int = hack_ranking.N_PROMPTS) -> list[dict]:
+    """How many hack-suite answers (built from eval-split answers, `hack_ranking`) each trained reward model
+    scores at or above the normal answer: rows {"side", "kind", "comparisons", "misranked"}."""
+    sides = list(reward_models)
+    rows = hack_ranking.hack_suite(candidates, n_prompts)
+    failures = hack_ranking.misranked(RewardScorer(model, tokenizer, reward_models), sides, rows)
+    return hack_ranking.ranking_table(sides, rows, failures)
+
+
+def update_hack_ranking_csv(path: str | Path, rows: list[dict]) -> Path:
+    """Merge rows into hack_ranking.csv, replacing the earlier rows of the same sides."""
+    path = Path(path)
+    old = []
+    if path.exists():
+        with open(path, newline="") as f:
+            old = list(csv.DictReader(f))
+    sides = {r["side"] for r in rows}
+    return write_csv(path, [r for r in old if r["side"] not in sides] + rows, fieldnames=hack_ranking.FIELDS)
 
 
 def update_accuracy_csv(path: str | Path, rows: list[dict]) -> Path:
