@@ -31,7 +31,7 @@ from rlphf_lab.rl.heldout import SHORT_ANSWER_WORDS                       # noqa
 OUT = REPO / "data" / "sweeps" / "dpo_recipe"
 FIELDS = ["run", "side", "adapter", "answers", "win_rate", "wins", "ties", "losses", "words", "vanilla_words",
           "short_fraction", "pairs", "steps", "learning_rate", "beta", "min_gap", "hack_share", "above_base",
-          "train_time_s", "seconds"]
+          "train_time_s", "seconds", "trained_on_dev"]
 
 
 def main() -> int:
@@ -83,7 +83,9 @@ def main() -> int:
            "pairs": record["final_metrics"].get("pairs"), "steps": record["final_metrics"].get("steps"),
            "learning_rate": config.get("learning_rate"), "beta": config.get("beta"), "min_gap": config.get("min_gap"),
            "hack_share": config.get("hack_share"), "above_base": config.get("above_base", False),
-           "train_time_s": record.get("wall_time_s"), "seconds": round(time.perf_counter() - start, 1)}
+           "train_time_s": record.get("wall_time_s"), "seconds": round(time.perf_counter() - start, 1),
+           # runs from before train-dpo left the dev prompts out saw their pairs (no excluded_prompts record)
+           "trained_on_dev": "no" if config.get("excluded_prompts") else "yes"}
     out = Path(args.out)
     new_file = not out.exists()
     with out.open("a", newline="") as f:

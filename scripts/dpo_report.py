@@ -54,6 +54,7 @@ def main() -> None:
         rows.append({
             "side": f"{side} ({get_preference(side).name})",
             "DPO pairs x epochs": f"{metrics['pairs']} x {cfg.get('epochs', 1):g}" if rec else "not trained",
+            "pairs above base": ("yes" if cfg.get("above_base") else "no") if rec else "",
             "DPO training time": f"{rec['wall_time_s'] / 60:.1f} min ({rec.get('machine', '?')}, {rec.get('device', '?')})" if rec else "",
             "with model load and evals": f"{metrics['total_time_s'] / 60:.1f} min" if "total_time_s" in metrics else "",
             "held-out pair accuracy": f"{metrics['eval_accuracy']:.2f}" if rec else "",
@@ -82,12 +83,8 @@ def main() -> None:
         text_recipe = ""
     dev_file = RECIPE / "dev_eval.csv"
     if dev_file.exists():
-        def trained_on_dev(folder: str) -> str:     # runs before dev prompts were excluded saw their pairs
-            cfg = json.loads((REPO / folder / "adapter.provenance.json").read_text()).get("config", {})
-            return "no" if cfg.get("excluded_prompts") else "yes"
-
         dev = [{"run": r["run"], "side": r["side"], "above base": r["above_base"],
-                "trained on dev pairs": trained_on_dev(r["adapter"]),
+                "trained on dev pairs": r["trained_on_dev"],      # recorded: runs/ is not in git
                 "pairs x steps": f"{int(r['pairs'])} x {int(r['steps'])}",
                 "training time": f"{float(r['train_time_s']) / 60:.1f} min",
                 "dev own-side win rate": f"{float(r['win_rate']):.2f}",
@@ -95,7 +92,9 @@ def main() -> None:
                 "mean words (vanilla)": f"{float(r['words']):.0f} ({float(r['vanilla_words']):.0f})",
                 f"< {SHORT_WORDS} words": f"{float(r['short_fraction']):.1%}"} for r in read_csv(dev_file)]
         text_recipe += ("Pairs above the base model's answer (`train-dpo --above-base`), compared on the 33 dev prompts "
-                        "(`scripts/dpo_dev_eval.py`, 2 answers per prompt; never the eval prompts)\n\n"
+                        "(`scripts/dpo_dev_eval.py`, 2 answers per prompt; never the eval prompts). The shipped-* rows are the "
+                        "adapters shipped before --above-base became the recipe (their pairs included the dev prompts' "
+                        "pairs)\n\n"
                         + markdown_table(dev) + "\n\n")
     text = text_recipe + ("DPO side adapters against the PPO ones (`scripts/dpo_report.py`, from the shipped provenance "
             "and evaluation files)\n\n" + markdown_table(rows) + "\n")

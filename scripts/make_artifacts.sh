@@ -43,8 +43,10 @@ RUNS=(
   "morlaif|train-policy --morlaif P1A,P2A,P3A $PPO"
   "multitask|train-sft --epochs ${SFT_EPOCHS:-1} --batch-size 8 --seed 0 ${SFT_STEPS:+--max-steps $SFT_STEPS}"
 )
-# DPO: DPO_PAIRS pairs of each side (annotator gap >= 1), one epoch of batch 8; about 18 minutes per side on 2 cores
-DPO="--max-pairs ${DPO_PAIRS:-256} --seed 0 --resume ${DPO_STEPS:+--max-steps $DPO_STEPS}"
+# DPO: DPO_PAIRS pairs of each side (annotator gap >= 1, winner above the base model's own answer: --above-base,
+# chosen on the dev prompts, data/sweeps/dpo_recipe/dev_eval.csv), one epoch of batch 8; about 12 minutes per side
+# on 2 cores
+DPO="--max-pairs ${DPO_PAIRS:-256} --above-base --seed 0 --resume ${DPO_STEPS:+--max-steps $DPO_STEPS}"
 for side in P2A P2B P1A P1B P3A P3B; do RUNS+=("dpo-$side|train-dpo --preference $side $DPO"); done
 
 $LAB fetch-model        # convert the model once, before parallel runs would race for the cache

@@ -42,6 +42,9 @@ SHARED = ["--reward", "rm", "--seed", "0", "--batch-size", "8", "--mini-batch-si
 SETTINGS = {
     "lr3e-4": ["--learning-rate", "3e-4", "--ppo-epochs", "2"],     # the previous shipped settings, new EOS / KL / fp32
     "lr1e-3": ["--learning-rate", "1e-3", "--ppo-epochs", "2"],     # three times the step size
+    # lr3e-4 again against the v3 reward models (features with relevance to the instruction, 2026-12-07);
+    # the two settings above ran against the v2 reward models that were shipped before them
+    "rm3-lr3e-4": ["--learning-rate", "3e-4", "--ppo-epochs", "2"],
 }
 SIDES = ["P3A", "P1B", "P2B"]
 EVAL_COLUMNS = ["eval/judge_win_rate", "eval/judge", "eval/ref_judge", "eval/win_rate", "eval/score", "eval/ref_score",
