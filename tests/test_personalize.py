@@ -180,6 +180,30 @@ def test_click_as_drives_the_widget_and_the_fit_follows(tmp_path):
     assert fit.weights["P3"] > 0 and fit.n_pairs == 6
 
 
+def test_the_stand_in_never_writes_into_your_label_file(tmp_path):
+    """Fewer than min_labels of your own clicks: a stand-in answers into its own file and yours is untouched;
+    enough of yours: yours are fitted and the stand-in does nothing."""
+    from rlphf_lab.feedback.clicks import record_choice
+    from rlphf_lab.rewards.personalize import labels_to_fit
+
+    pairs = pairs_for_you([{"pair_id": f"p{k}", "prompt_id": f"p{k}", "rater": "r", "instruction": "How do plants eat?",
+                            "chosen": BLUNT, "rejected": FRIENDLY, "chosen_id": f"p{k}-b", "rejected_id": f"p{k}-f"}
+                           for k in range(6)], n=6)
+    mine = FeedbackStore(tmp_path / "my_labels.jsonl")
+    mine.append(record_choice(pairs[0], "A", rater="you"))
+    before = (tmp_path / "my_labels.jsonl").read_bytes()
+    friendly = Rater("stand-in", (0.0, 0.0, 1.0), 0.3)
+    path, whose = labels_to_fit(tmp_path / "my_labels.jsonl", pairs, friendly, min_labels=4)
+    assert path == tmp_path / "stand_in_labels.jsonl" and "stand-in" in whose and "untouched" in whose
+    assert (tmp_path / "my_labels.jsonl").read_bytes() == before
+    records = FeedbackStore(path).records()
+    assert len(records) == 4 and all(r["rater"] == "stand-in" and r["chosen"] == FRIENDLY for r in records)
+    assert labels_to_fit(tmp_path / "my_labels.jsonl", pairs, friendly, min_labels=4)[0] == path   # resumes, no more
+    assert len(FeedbackStore(path).records()) == 4
+    path, whose = labels_to_fit(tmp_path / "my_labels.jsonl", pairs, friendly, min_labels=1)
+    assert path == tmp_path / "my_labels.jsonl" and "your 1 labels" in whose
+
+
 def test_check_preference_prob(capsys):
     assert check_preference_prob(lambda a, b, w: torch.sigmoid(((a - b) * w).sum(-1)))
     assert not check_preference_prob(lambda a, b, w: torch.sigmoid(((b - a) * w).sum(-1)))

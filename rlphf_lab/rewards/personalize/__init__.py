@@ -23,7 +23,7 @@ weights over the three preference dimensions, by the same logistic regression.
     experiment         rfm_experiment, evaluate_new_rater, choose_l2, curve_table, spread_table
     new_user           relabel, new_user_curves: a made-up user with chosen weights
     dimension_weights  population_table, similarity_to_mean, implied_dimension_weights, recovered_vs_true
-    your_weights       pairs_for_you, click_as, UserWeights, dimension_differences, fit_my_weights
+    your_weights       pairs_for_you, click_as, labels_to_fit, UserWeights, dimension_differences, fit_my_weights
 """
 from .dimension_weights import (DIM_LABELS, implied_dimension_weights, population_table, recovered_vs_true,
                                 similarity_to_mean)
@@ -32,10 +32,11 @@ from .experiment import (CURVES, L2_GRID, Trained, choose_l2, curve_table, evalu
 from .new_user import new_user_curves, relabel
 from .rater_sets import RaterSet, load_rater_set, pair_features, response_dims, response_rows
 from .splits import RaterSplit, split_raters
-from .your_weights import UserWeights, click_as, dimension_differences, fit_my_weights, pairs_for_you
+from .your_weights import (UserWeights, click_as, dimension_differences, fit_my_weights, labels_to_fit,
+                           pairs_for_you)
 
 __all__ = ["DIM_LABELS", "CURVES", "RaterSet", "load_rater_set", "response_rows", "pair_features",
            "RaterSplit", "split_raters", "Trained", "evaluate_new_rater", "rfm_experiment", "relabel",
            "new_user_curves", "L2_GRID", "choose_l2", "curve_table", "spread_table", "population_table",
            "similarity_to_mean", "response_dims", "implied_dimension_weights", "recovered_vs_true",
-           "pairs_for_you", "click_as", "UserWeights", "dimension_differences", "fit_my_weights"]
+           "pairs_for_you", "click_as", "labels_to_fit", "UserWeights", "dimension_differences", "fit_my_weights"]

@@ -1,5 +1,5 @@
 """Adapt to you: pairs for you to judge in the FeedbackWidget, a simulated rater to click for headless
-runs, and your weights over the three dimensions fitted from your clicks:
+runs (into a file of its own, `labels_to_fit`), and your weights over the three dimensions fitted from your clicks:
 
     P(you prefer a over b) = sigmoid(<w, d(a) - d(b)>),   d = (d_P1, d_P2, d_P3) annotator scores
     w = argmin_w  sum_j -log sigmoid(<d(chosen_j) - d(rejected_j), w>) + l2/2 ||w||^2
@@ -44,17 +44,45 @@ def pairs_for_you(pairs: list[dict], n: int = 20, seed: int = 0) -> list[dict]:
 def click_as(widget, rater: Rater, n: int) -> int:
     """Let a simulated `rater` press the widget's A / B buttons on the next n pairs (for headless
     runs, or to see what a known user's clicks give). Returns the number of clicks made."""
-    from ...feedback.clicks import shown_responses
-
     clicks = 0
     for _ in range(n):
         if widget.current is None:
             break
-        (_, text_a), (_, text_b) = shown_responses(widget.current, widget.seed)
-        u_a, u_b = (rater_utility(rater, dimension_scores(t)) for t in (text_a, text_b))
-        widget.buttons["A" if u_a >= u_b else "B"].click()
+        widget.buttons[rater_choice(rater, widget.current, widget.seed)].click()
         clicks += 1
     return clicks
+
+
+def rater_choice(rater: Rater, pair: dict, seed: int = 0) -> str:
+    """"A" or "B": the answer shown on that button that the simulated `rater` prefers (utility over the
+    annotators' dimension scores)."""
+    from ...feedback.clicks import shown_responses
+
+    (_, text_a), (_, text_b) = shown_responses(pair, seed)
+    u_a, u_b = (rater_utility(rater, dimension_scores(t)) for t in (text_a, text_b))
+    return "A" if u_a >= u_b else "B"
+
+
+def labels_to_fit(my_labels: str | Path, pairs: list[dict], stand_in: Rater, *, min_labels: int = 12,
+                  stand_in_labels: str | Path | None = None) -> tuple[Path, str]:
+    """Whose clicks to fit: yours when you have labelled at least `min_labels` pairs, else a stand-in user's.
+
+    The stand-in answers the same pairs (as `click_as` would press the buttons) into a file of its own,
+    `stand_in_labels` (default: stand_in_labels.jsonl beside yours), so your file is never written by it.
+    Returns the file to fit and one line that says which it is.
+    """
+    from ...feedback.clicks import pending_pairs, record_choice
+
+    my_labels = Path(my_labels)
+    yours = len(FeedbackStore(my_labels).records()) if my_labels.exists() else 0
+    if yours >= min_labels:
+        return my_labels, f"fitting your {yours} labels ({my_labels.name})"
+    other = Path(stand_in_labels) if stand_in_labels else my_labels.with_name("stand_in_labels.jsonl")
+    store = FeedbackStore(other)
+    for pair in pending_pairs(pairs, store, rater=stand_in.rater_id)[:max(0, min_labels - len(store.records()))]:
+        store.append(record_choice(pair, rater_choice(stand_in, pair), rater=stand_in.rater_id))
+    return other, (f"you have labelled {yours} of {min_labels} pairs, so the stand-in user's clicks are fitted "
+                   f"instead ({other.name}); your file {my_labels.name} is untouched")
 
 
 @dataclass
