@@ -181,3 +181,15 @@ def test_check_prompted_morl_reward(capsys):
     assert not check_prompted_morl_reward(lambda f, codes, ins, resp: f(codes, ins, [""] * len(resp)).mean(dim=1))
     assert "does not look at the response" in capsys.readouterr().out
     assert not check_prompted_morl_reward(lambda f, codes, ins, resp: f(codes, ins, resp).sum(dim=1))
+
+
+@pytest.mark.model
+def test_a_shipped_adapter_says_which_machine_its_seconds_were_spent_on(tmp_path):
+    """Notebook 05's table mixes runs from a 2-core CPU and a shared GPU: each row names its machine."""
+    path = compare.shipped_adapter("P2A")
+    if path is None:
+        pytest.skip("no shipped P2A adapter")
+    record = compare.shipped_record(path)
+    policy = compare.train_or_load("P2A", None, PPOConfig(output_dir=str(tmp_path)), [])
+    assert policy.source == f"shipped: {path}" and policy.seconds == record["wall_time_s"]
+    assert policy.trained_on == f"{record['machine']}, {record['device']}" != "this machine"

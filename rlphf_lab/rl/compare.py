@@ -69,6 +69,7 @@ class TrainedPolicy:
     source: str                         # "trained live" or the shipped folder
     history: list[dict] = field(default_factory=list)
     seconds: float = float("nan")       # training wall time
+    trained_on: str = "this machine"    # where those seconds were spent: a shipped run's machine and device
 
 
 def train_live(objective, config: PPOConfig, prompts: Sequence, *, callback: Callable | None = None,
@@ -98,7 +99,8 @@ def train_or_load(name: str, objective, config: PPOConfig, prompts: Sequence, *,
         print(f"{name}: loaded the shipped adapter {path} ({record.get('iterations', '?')} iterations; "
               f"{record.get('command', 'command not recorded')})")
         return TrainedPolicy(name, load_adapter_policy(path), f"shipped: {path}", history,
-                             float(record.get("wall_time_s", "nan")))
+                             float(record.get("wall_time_s", "nan")),
+                             f"{record.get('machine', '?')}, {record.get('device', '?')}")
     trainer = train_live(objective, replace(config, output_dir=str(Path(config.output_dir) / name)), prompts,
                          callback=callback)
     return TrainedPolicy(name, trainer.unwrapped.policy, "trained live", trainer.history, trainer.wall_time)
