@@ -57,6 +57,16 @@ def cpu_supports_bf16() -> bool:
     return any(f in flags for f in ("avx512_bf16", "amx_bf16"))
 
 
+def bf16_autocast_pays(device: torch.device | str) -> bool:
+    """Whether training with bf16 autocast (TRL's bf16=True) is faster than fp32 on this device: on CUDA
+    with bf16 support and on CPUs with native bf16. Without it (AVX2 only) bf16 is emulated and a
+    forward and backward of the 135M model took 15x longer than in fp32 here."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and cpu_supports_bf16()
+
+
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
            "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
 

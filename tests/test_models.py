@@ -92,3 +92,15 @@ def test_missing_model_package_says_what_to_run(monkeypatch):
     monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(models.ModelNotAvailableError, match="make setup"):
         models.find_gguf()
+
+
+def test_bf16_autocast_only_where_the_cpu_has_native_bf16(monkeypatch):
+    """On an AVX2-only CPU bf16 is emulated (a forward and backward took 15x longer than fp32 here): DPO's
+    trainer must not turn autocast on there."""
+    from rlphf_lab import config
+
+    monkeypatch.setattr(config, "cpu_supports_bf16", lambda: False)
+    assert not config.bf16_autocast_pays("cpu")
+    monkeypatch.setattr(config, "cpu_supports_bf16", lambda: True)
+    assert config.bf16_autocast_pays("cpu")
+    assert not config.bf16_autocast_pays("meta")
