@@ -62,3 +62,17 @@ def test_shipped_reward_models_rank_every_hack_below_the_normal_answer(policy, o
     assert not failures, f"{len(failures)} of {n} hack comparisons misranked:\n" + "\n".join(
         f"{f['side']} {f['prompt_id']} {f['kind']}: hack {f['hack']:.2f} >= normal {f['normal']:.2f}: "
         f"{f['response'][:60]!r}" for f in failures)
+
+
+def test_hack_ranking_csv_keeps_other_sides_and_replaces_retrained_ones(tmp_path):
+    """train-rewards --sides general must not wipe the six sides' rows, and a retrained side replaces its own."""
+    from rlphf_lab.rewards.train import update_hack_ranking_csv
+    from rlphf_lab.tables import read_csv
+
+    path = tmp_path / "hack_ranking.csv"
+    update_hack_ranking_csv(path, [{"side": "P2A", "kind": "off_topic", "comparisons": 24, "misranked": 12},
+                                   {"side": "P3A", "kind": "off_topic", "comparisons": 24, "misranked": 2}])
+    update_hack_ranking_csv(path, [{"side": "general", "kind": "off_topic", "comparisons": 24, "misranked": 0}])
+    update_hack_ranking_csv(path, [{"side": "P2A", "kind": "off_topic", "comparisons": 24, "misranked": 3}])
+    rows = {r["side"]: r["misranked"] for r in read_csv(path)}
+    assert rows == {"P3A": 2, "general": 0, "P2A": 3}

@@ -97,26 +97,24 @@ def hack_ranking_rows(model, tokenizer, reward_models: dict, candidates: list[di
     return hack_ranking.ranking_table(sides, rows, failures)
 
 
-def update_hack_ranking_csv(path: str | Path, rows: list[dict]) -> Path:
-    """Merge rows into hack_ranking.csv, replacing the earlier rows of the same sides."""
-    path = Path(path)
+def _merged_rows(path: Path, rows: list[dict], key) -> list[dict]:
+    """The rows already in the CSV at `path` whose key(row) no new row has, then the new rows."""
     old = []
     if path.exists():
         with open(path, newline="") as f:
             old = list(csv.DictReader(f))
-    sides = {r["side"] for r in rows}
-    return write_csv(path, [r for r in old if r["side"] not in sides] + rows, fieldnames=hack_ranking.FIELDS)
+    keys = {key(r) for r in rows}
+    return [r for r in old if key(r) not in keys] + rows
+
+
+def update_hack_ranking_csv(path: str | Path, rows: list[dict]) -> Path:
+    """Merge rows into hack_ranking.csv, replacing the earlier rows of the same sides."""
+    return write_csv(path, _merged_rows(Path(path), rows, key=lambda r: r["side"]), fieldnames=hack_ranking.FIELDS)
 
 
 def update_accuracy_csv(path: str | Path, rows: list[dict]) -> Path:
     """Merge rows into the metrics CSV, replacing earlier rows of the same (side, backend)."""
-    path = Path(path)
-    old = []
-    if path.exists():
-        with open(path, newline="") as f:
-            old = list(csv.DictReader(f))
-    keys = {(r["side"], r["backend"]) for r in rows}
-    merged = [r for r in old if (r["side"], r["backend"]) not in keys] + rows
+    merged = _merged_rows(Path(path), rows, key=lambda r: (r["side"], r["backend"]))
     merged.sort(key=lambda r: (r["backend"], r["side"]))
     return write_csv(path, [{k: r[k] for k in ACCURACY_FIELDS} for r in merged], fieldnames=ACCURACY_FIELDS)
 
