@@ -128,8 +128,8 @@ def test_a_thousand_folds_neither_drift_nor_grow(soup):
     soups.fold_soup_weights(soup, {"P1A": 1, "P1B": 2, "P2A": 3})
     first = base_weights(soup)
     memory = soups.fold_memory(soup)
-    # 4 layers x (original, B_cat, A_cat) + one scratch buffer
-    assert memory["tensors"] == 13 and memory["bytes"] > 0
+    # 4 layers x (original, B_cat, A_cat, partial sum S) + one scratch buffer
+    assert memory["tensors"] == 17 and memory["bytes"] > 0
     gen = torch.Generator().manual_seed(0)
     for i in range(1000):
         raw = torch.rand(3, generator=gen).tolist()
@@ -293,3 +293,38 @@ def test_a_retrained_or_reloaded_adapter_is_folded_with_its_new_factors(soup):
     expected = live_logits(soup, weights)
     soups.fold_soup_weights(soup, weights)
     assert torch.allclose(logits(soup), expected, atol=ATOL, rtol=RTOL)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_slider_drag_refolds_only_the_moving_adapters_and_equals_a_fresh_fold(adapter_dirs, one_thread, dtype):
+    """Moving one slider changes two adapters: their columns are added to the kept partial sum
+    S = W + w_R B_R A_R of the others, and every weight stays what a fold from scratch writes (fp32: up to the
+    order of the sums; bf16: one rounding of the same fp32 value)."""
+    model = soups.load_adapters(tiny_llama().to(dtype), adapter_dirs)
+    originals = base_weights(model)
+    soups.fold_soup_weights(model, {"P1A": 0.5, "P1B": 0.5, "P2A": 1.0})
+    fold = model.__dict__["_soup_fold"]
+    assert fold.rest is None                                   # a first fold: W + (B_cat diag(w)) A_cat
+    for i, t in enumerate((0.2, 0.7, 1.0, 0.4, 0.9)):          # the P1 slider moves, P2A keeps its weight
+        w = {"P1A": 1 - t, "P1B": t, "P2A": 1.0}
+        applied = soups.fold_soup_weights(model, w)
+        if i == 0:                                             # one move: folded plainly, nothing kept
+            assert fold.rest is None
+        else:                                                  # a drag: S = W + w_P2A B A kept, P1 added on top
+            assert list(fold.rest) == ["P2A"] and fold.moving == ("P1A", "P1B")
+            assert fold.rest["P2A"] == pytest.approx(applied["P2A"], rel=1e-9)
+        fresh = soups.load_adapters(tiny_llama().to(dtype), adapter_dirs)
+        live = live_logits(fresh, w)
+        soups.fold_soup_weights(fresh, w)
+        assert fresh.__dict__["_soup_fold"].rest is None       # fresh: one fold from the original
+        for (name, got), want in zip(base_weights(model).items(), base_weights(fresh).values()):
+            if dtype == torch.float32:
+                torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
+            else:                                              # both round the fp32 soup once
+                assert ((got.float() - want.float()).abs() <= want.float().abs() * 2 ** -7 + 1e-30).all(), name
+        tol = dict(atol=ATOL, rtol=RTOL) if dtype == torch.float32 else dict(atol=0.05, rtol=0.05)
+        torch.testing.assert_close(logits(model).float(), live.float(), **tol)
+    soups.fold_soup_weights(model, {"P1A": 0.6, "P1B": 0.4, "P2A": 0.5})    # another slider: S is rebuilt
+    assert fold.rest is None or "P2A" not in fold.rest
+    soups.unfold_soup(model)
+    assert_weights_equal(model, originals)                     # and the originals come back exactly

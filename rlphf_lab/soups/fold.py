@@ -18,7 +18,20 @@ so a re-fold after a slider move is one matmul per layer from the saved original
 
 (Caching the k products s_i B_i A_i instead costs k fp32 copies of every touched weight -- 2.5 GB
 for 6 adapters on all linear layers of the 135M model -- and reading them all is slower than the
-rank-K matmul.) The delta is computed in fp32, added to the original in fp32 and rounded once to
+rank-K matmul.)
+
+A slider moves one dimension: two adapters' weights change, the other four stay. The matmul is the
+cost (rank K = 96 for six r=16 adapters: ~19 ms on a 2-core AVX2 CPU), so a re-fold splits the soup
+into the adapters that move (M) and the rest (R) and keeps the rest's sum, once per drag:
+
+    S     = W + (B_R diag(w_R)) A_R           fp32 (out, in), built when the moving set changes
+    W_soup = S + (B_M diag(w_M)) A_M           every move of the same slider: rank |M| r, not K
+
+S is built when the same adapters change at two re-folds in a row (a drag); M is that set, and every
+later move that changes only adapters in M reuses S. Any other fold (the first, a new combination,
+every slider at once, a single move of another slider) computes W + (B_cat diag(w)) A_cat directly. S is always built
+from the saved original, so there is still no drift; only the order of the fp32 sums depends on
+which slider moved, well within the tolerance below. The delta is computed in fp32, added to the original in fp32 and rounded once to
 the weight's dtype. A re-fold always starts from the saved original, never from the current weight,
 so thousands of slider moves cannot drift; `unfold_soup` copies the originals back (bit-exact).
 
@@ -42,6 +55,7 @@ model with a widget's generation thread hold `model_lock(model)` around fold and
 """
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -61,6 +75,9 @@ class FoldLayer:
     columns: dict                           # {adapter: slice of its r_i columns of B_cat / rows of A_cat}
     B: torch.Tensor                         # B_cat = [s_1 B_1, ..., s_k B_k], fp32 (out, K)
     A: torch.Tensor                         # A_cat = [A_1; ...; A_k], fp32 (K, in)
+    partial: torch.Tensor                   # S = W + (B_R diag(w_R)) A_R, fp32 (out, in): the adapters that did
+                                            #   not move (see the module docstring); valid while FoldState.rest
+    moving_factors: tuple | None = None     # (B_M, A_M): the moving adapters' columns of B_cat / rows of A_cat
 
 
 @dataclass
@@ -69,10 +86,13 @@ class FoldState:
     key: tuple                              # the adapter names the factors were stacked for
     layers: list                            # [FoldLayer]
     scratch: torch.Tensor                   # one fp32 buffer of the largest (out * in), reused by every layer
-    factors: tuple = ()                     # (id, version) of every LoRA A and B copied: a reloaded or
+    factors: tuple = ()                     # (tensor, version) of every LoRA A and B copied: a reloaded or
                                             #   retrained adapter changes it, and the copies are rebuilt
     folded: bool = False                    # True while W_soup is written into the base weights
     weights: dict = field(default_factory=dict)   # the weights folded in (after normalisation)
+    rest: dict | None = None                # {adapter: w} summed into every layer's `partial`; None: not built
+    moving: tuple = ()                      # the adapters added on top of `partial` at each re-fold
+    last_changed: frozenset = frozenset()   # the adapters whose weights the last re-fold changed
 
 
 def _check_layer(layer, module_name: str) -> None:
@@ -86,13 +106,27 @@ def _check_layer(layer, module_name: str) -> None:
 
 
 def _factor_versions(state) -> tuple:
-    """(id, in-place version) of every LoRA factor: new tensors (a reloaded adapter) or tensors changed
-    in place (an optimizer step, load_state_dict) give another tuple."""
-    out = []
+    """((tensor, in-place version), ...) of every LoRA factor: new tensors (a reloaded adapter) or tensors
+    changed in place (an optimizer step, load_state_dict) make `_factors_current` false. The tensors
+    themselves are kept, so identity is checked with `is` (an id could be reused by a new tensor)."""
+    return tuple((factors[name].weight, factors[name].weight._version)
+                 for layer, name, _ in state.layers for factors in (layer.lora_A, layer.lora_B))
+
+
+def _factors_current(state, fold) -> bool:
+    """True if every LoRA factor is the very tensor, at the very version, that the fold copied.
+    Read through the modules' own dicts: nn.Module.__getattr__ for 720 factors costs milliseconds per re-fold."""
+    if len(fold.factors) != 2 * len(state.layers):
+        return False
+    seen = iter(fold.factors)
     for layer, name, _ in state.layers:
-        for w in (layer.lora_A[name].weight, layer.lora_B[name].weight):
-            out.append((id(w), w._version))
-    return tuple(out)
+        for factors in (layer.lora_A, layer.lora_B):
+            module = factors._modules.get(name)
+            w = None if module is None else module._parameters.get("weight")
+            kept, version = next(seen)
+            if w is not kept or w._version != version:
+                return False
+    return True
 
 
 def fold_state(model) -> FoldState:
@@ -103,9 +137,9 @@ def fold_state(model) -> FoldState:
     """
     state = soup_state(model)
     fold = model.__dict__.get("_soup_fold")
-    factors = _factor_versions(state)
-    if fold is not None and fold.key == state.key and fold.factors == factors:
+    if fold is not None and fold.key == state.key and _factors_current(state, fold):
         return fold
+    factors = _factor_versions(state)
     saved = {id(fl.weight): fl.original for fl in fold.layers} if fold is not None else {}
     by_layer: dict[int, list] = {}
     for layer, name, scale in state.layers:
@@ -129,12 +163,13 @@ def fold_state(model) -> FoldState:
                 As.append(layer.lora_A[name].weight.detach().float())                             # (r_i, in)
             layers.append(FoldLayer(layer=layer, weight=weight, original=original,
                                     names=tuple(n for n, _ in adapters), columns=columns,
-                                    B=torch.cat(Bs, dim=1).contiguous(), A=torch.cat(As, dim=0).contiguous()))
+                                    B=torch.cat(Bs, dim=1).contiguous(), A=torch.cat(As, dim=0).contiguous(),
+                                    partial=torch.empty(weight.shape, dtype=torch.float32, device=weight.device)))
             largest = max(largest, weight.numel())
     device = layers[0].weight.device if layers else "cpu"
     new = FoldState(key=state.key, factors=factors, layers=layers, scratch=torch.empty(largest, dtype=torch.float32, device=device))
     if fold is not None:
-        new.folded, new.weights = fold.folded, fold.weights
+        new.folded, new.weights = fold.folded, fold.weights     # (new.rest stays None: new factors)
     model.__dict__["_soup_fold"] = new
     return new
 
@@ -148,18 +183,74 @@ def _unfold_layers(fold: FoldState) -> None:
     fold.folded = False
 
 
+def _same(a: float | None, b: float | None) -> bool:
+    """A weight unchanged by a move of another slider. Normalising divides by a sum that rounds differently
+    when another weight moves, so an unchanged side can differ in its last bits: 1e-9 relative (far below
+    fp32's 6e-8 per element) counts as unchanged, and S keeps the weight it was built with."""
+    return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=0.0)
+
+
+def _scaled_factors(fl: FoldLayer, names, applied: dict, plans: dict, columns: tuple | None = None) -> tuple | None:
+    """(B diag(w), A) over the columns of `names` in this layer, or None when none of them is here.
+    columns: those columns (B_sub, A_sub) copied already (a drag's moving adapters), else selected here.
+
+    plans caches, per layer layout and adapter list, the weight of every column and the columns to
+    keep (one layout for the whole model, usually): a re-fold builds them once, not once per layer.
+    """
+    key = (fl.names, tuple(fl.columns[n].stop for n in fl.names), tuple(names))
+    if key not in plans:
+        use = [n for n in names if n in fl.columns]
+        wk = idx = None
+        if use:
+            # (K',) the weight w_i of every column of the adapters used
+            wk = torch.cat([torch.full((fl.columns[n].stop - fl.columns[n].start,), applied[n])
+                            for n in use]).to(fl.B.device)
+        if use and use != list(fl.names):         # a subset of this layer's adapters: keep their columns
+            idx = torch.cat([torch.arange(fl.columns[n].start, fl.columns[n].stop) for n in use]).to(fl.B.device)
+        plans[key] = (use, wk, idx)
+    use, wk, idx = plans[key]
+    if not use:
+        return None
+    if columns is None:
+        columns = (fl.B, fl.A) if idx is None else (fl.B.index_select(1, idx), fl.A.index_select(0, idx))
+    return columns[0] * wk, columns[1]
+
+
+def _moving_columns(fl: FoldLayer, names) -> tuple:
+    """(B_M, A_M): copies of the columns of B_cat and rows of A_cat that belong to `names` (in this layer)."""
+    idx = torch.cat([torch.arange(fl.columns[n].start, fl.columns[n].stop) for n in names if n in fl.columns])
+    idx = idx.to(fl.B.device)
+    return fl.B.index_select(1, idx), fl.A.index_select(0, idx)
+
+
+def _write_weight(fold: FoldState, fl: FoldLayer, start: torch.Tensor, factors: tuple | None) -> None:
+    """W <- start + B' A' (start: the original W or the partial sum S), summed in fp32, rounded once."""
+    if factors is None:
+        fl.weight.copy_(start)
+    elif fl.weight.dtype == torch.float32 and start.dtype == torch.float32:
+        torch.addmm(start, *factors, out=fl.weight.data)          # straight into the weight
+    else:
+        out, inp = fl.weight.shape
+        buf = fold.scratch[: out * inp].view(out, inp)
+        torch.mm(*factors, out=buf)                                 # delta (out, in) in fp32 ...
+        buf.add_(start)                                             # ... + start in fp32 ...
+        fl.weight.copy_(buf)                                        # ... rounded once to the weight's dtype
+
+
 def fold_soup_weights(model, weights: dict[str, float], normalize: bool = True) -> dict[str, float]:
     """Write the exact soup W + sum_i w_i s_i B_i A_i into the base weights and skip the LoRA branches.
 
     weights, normalize: as for `set_soup_weights` (same checks, same errors; the model is untouched
         when they fail). Adapters left out contribute nothing.
-    A re-fold (another slider position) recomputes every layer from the saved original weight.
+    A re-fold (another slider position) recomputes every layer from the saved original weight, through
+    the partial sum S of the adapters that did not move when only some moved (module docstring).
     Returns the weights folded in (all loaded adapters, zeros included). Callers sharing the model
     with another thread hold `model_lock(model)`.
     """
     state = soup_state(model)
     w = check_weights(weights, state.key, normalize)         # errors before anything is touched
     fold = fold_state(model)
+    previous = dict(fold.weights) if fold.folded else None
     try:
         # The live bookkeeping first: the active set and every scale w_i s_i, through set_soup_weights, so
         # soup_weights(), PEFT's active adapters and its scalings all describe the soup. The layers are
@@ -171,41 +262,43 @@ def fold_soup_weights(model, weights: dict[str, float], normalize: bool = True) 
         applied = set_soup_weights(model, w, normalize=False)   # w is already normalised: kept as it is
         active = [n for n in state.key if n in w]
         nonzero = [n for n in active if applied[n] != 0.0]
-        # per distinct layer layout (usually one for the whole model): the columns to use and their w_i
+        # Which adapters move: reuse S while the others keep their weights; else the ones that changed now.
+        changed = frozenset(n for n in nonzero if previous is None or not _same(applied[n], previous.get(n)))
+        moving = [n for n in nonzero if n in fold.moving]
+        rest = {n: applied[n] for n in nonzero if n not in fold.moving}
+        reuse = fold.rest is not None and rest.keys() == fold.rest.keys() and all(
+            _same(w_n, fold.rest[n]) for n, w_n in rest.items())
+        build = False
+        if not reuse:
+            moving = [n for n in nonzero if n in changed]
+            rest = {n: applied[n] for n in nonzero if n not in changed}
+            # the same adapters moved twice in a row (a drag): S pays off from now on; one-off moves fold plainly
+            build = bool(moving) and bool(rest) and changed == fold.last_changed
+            fold.rest, fold.moving = (rest, tuple(moving)) if build else (None, ())
+        fold.last_changed = changed
+        use_partial = fold.rest is not None
         plans: dict[tuple, tuple] = {}
         with torch.no_grad():
             for fl in fold.layers:
-                sig = (fl.names, tuple(fl.columns[n].stop for n in fl.names))
-                if sig not in plans:
-                    use = [n for n in nonzero if n in fl.columns]
-                    wk = idx = None
-                    if use:
-                        # (K',) the weight w_i of every column of the adapters used
-                        wk = torch.cat([torch.full((fl.columns[n].stop - fl.columns[n].start,), applied[n])
-                                        for n in use]).to(fl.B.device)
-                    if use and use != list(fl.names):     # some adapters at weight 0: drop their columns
-                        idx = torch.cat([torch.arange(fl.columns[n].start, fl.columns[n].stop)
-                                         for n in use]).to(fl.B.device)
-                    plans[sig] = (use, wk, idx)
-                use, wk, idx = plans[sig]
-                if not use:                                            # no adapter with weight > 0 here
-                    fl.weight.copy_(fl.original)
+                if not use_partial:                                     # W_soup = W + (B_cat diag(w)) A_cat
+                    _write_weight(fold, fl, fl.original, _scaled_factors(fl, nonzero, applied, plans))
                 else:
-                    B, A = (fl.B, fl.A) if idx is None else (fl.B.index_select(1, idx), fl.A.index_select(0, idx))
-                    if fl.weight.dtype == torch.float32:
-                        # W_soup = W + (B_cat diag(w)) A_cat, straight into the weight
-                        torch.addmm(fl.original, B * wk, A, out=fl.weight.data)
-                    else:
-                        out, inp = fl.weight.shape
-                        buf = fold.scratch[: out * inp].view(out, inp)
-                        # delta = (B_cat diag(w)) A_cat  (out, in) in fp32 ...
-                        torch.mm(B * wk, A, out=buf)
-                        # ... W + delta in fp32, rounded once to the weight's dtype
-                        buf.add_(fl.original)
-                        fl.weight.copy_(buf)
+                    if build:                                           # S = W + (B_R diag(w_R)) A_R
+                        fl.partial.copy_(fl.original)
+                        factors = _scaled_factors(fl, list(rest), applied, plans)
+                        if factors is not None:
+                            fl.partial.addmm_(*factors)
+                        # the moving adapters' columns, copied once per drag (zero weights included)
+                        factors = _scaled_factors(fl, fold.moving, applied, plans)
+                        fl.moving_factors = None if factors is None else _moving_columns(fl, fold.moving)
+                    # W_soup = S + (B_M diag(w_M)) A_M
+                    factors = (None if fl.moving_factors is None else
+                               _scaled_factors(fl, fold.moving, applied, plans, columns=fl.moving_factors))
+                    _write_weight(fold, fl, fl.partial, factors)
                 # PEFT's merged state: forward runs base_layer alone; unmerge would subtract this very delta
                 fl.layer.merged_adapters = [n for n in active if n in fl.columns]
     except BaseException:
+        fold.rest, fold.moving, fold.last_changed = None, (), frozenset()
         _unfold_layers(fold)          # never leave half-folded weights behind: the live soup, exact W
         raise
     fold.folded, fold.weights = True, dict(applied)
@@ -230,9 +323,11 @@ def is_folded(model) -> bool:
 
 
 def fold_memory(model) -> dict[str, int]:
-    """What the fold keeps: {"tensors": count, "bytes": total} of saved originals, stacked factors and scratch."""
+    """What the fold keeps: {"tensors": count, "bytes": total} of saved originals, stacked factors, partial
+    sums S and scratch."""
     fold = model.__dict__.get("_soup_fold")
-    tensors = [] if fold is None else [t for fl in fold.layers for t in (fl.original, fl.B, fl.A)] + [fold.scratch]
+    tensors = ([] if fold is None else
+               [t for fl in fold.layers for t in (fl.original, fl.B, fl.A, fl.partial)] + [fold.scratch])
     return {"tensors": len(tensors), "bytes": sum(t.numel() * t.element_size() for t in tensors)}
 
 
