@@ -2,7 +2,10 @@
 
 Environment variables (all optional):
 
-    RLPHF_QUICK=1        shrink every notebook and command (CI sets it); same code, smaller sizes
+    RLPHF_SIZE=class     the size notebooks and commands run at: quick (CI, seconds), class (a notebook in
+                         at most 15 minutes on a 2-core laptop, its effect visible; what notebooks default
+                         to), full (the shipped artifacts; what commands default to). Same code at every size.
+    RLPHF_QUICK=1        the same as RLPHF_SIZE=quick (CI sets it)
     RLPHF_LAB_CACHE=DIR  where the converted model and other caches live (default ~/.cache/rlphf_lab)
     RLPHF_DEVICE=cpu     force a device ("cpu", "cuda", "cuda:1", ...)
     RLPHF_DTYPE=float32  force a dtype ("float32", "bfloat16", "float16")
@@ -30,14 +33,58 @@ MY_ADAPTERS_DIR = RUNS_DIR / "policies"   # your own: `rlphf-lab train-policy` /
 _TRUE = {"1", "true", "yes", "on"}
 
 
+SIZES = ("quick", "class", "full")
+_NOTEBOOK_SIZE: str | None = None      # set by use_size() in a notebook's first cell
+
+
+def size() -> str:
+    """The size to run at: "quick", "class" or "full".
+
+    RLPHF_SIZE if set, else "quick" when RLPHF_QUICK is set, else the size a notebook chose with
+    `use_size` (class), else "full" (the commands' default: they build the shipped artifacts).
+    """
+    name = os.environ.get("RLPHF_SIZE", "").strip().lower()
+    quick = os.environ.get("RLPHF_QUICK", "").strip().lower() in _TRUE
+    if name:
+        if name not in SIZES:
+            raise ValueError(f"RLPHF_SIZE={name!r} is not a size; use one of {', '.join(SIZES)}.")
+        if quick and name != "quick":
+            raise ValueError(f"RLPHF_QUICK=1 and RLPHF_SIZE={name} disagree; unset one of them.")
+        return name
+    if quick:
+        return "quick"
+    return _NOTEBOOK_SIZE or "full"
+
+
+def use_size(default: str = "class") -> str:
+    """A notebook's first cell: run at `default` (a class period) unless RLPHF_SIZE / RLPHF_QUICK say
+    otherwise, for this notebook and every library call in its kernel. Returns the size used."""
+    global _NOTEBOOK_SIZE
+    if default not in SIZES:
+        raise ValueError(f"Unknown size {default!r}; use one of {', '.join(SIZES)}.")
+    _NOTEBOOK_SIZE = default
+    return size()
+
+
 def is_quick() -> bool:
-    """True when RLPHF_QUICK is set: notebooks and commands use their small sizes."""
-    return os.environ.get("RLPHF_QUICK", "").strip().lower() in _TRUE
+    """True at the quick size (RLPHF_QUICK=1 or RLPHF_SIZE=quick): the smallest settings, for CI."""
+    return size() == "quick"
 
 
-def pick(quick, full):
-    """Return `quick` in quick mode and `full` otherwise: `n_prompts = pick(4, 64)`."""
-    return quick if is_quick() else full
+_FULL = object()
+
+
+def pick(quick, full, in_class=_FULL):
+    """The value for the size we run at: `n_prompts = pick(4, 64, in_class=16)`.
+
+    in_class: the class size's value; left out, the class size uses `full`.
+    """
+    name = size()
+    if name == "quick":
+        return quick
+    if name == "class" and in_class is not _FULL:
+        return in_class
+    return full
 
 
 def cache_dir() -> Path:

@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/build_course.py                 # what `make html` runs: site/index.html
     .venv/bin/python scripts/build_course.py --out site notebooks/04_ppo.ipynb
+    .venv/bin/python scripts/build_course.py --times benchmarks/results/notebook_times.csv   # and record times
 
 Each notebook is executed top to bottom in a fresh kernel (nbclient, as Jupyter would), in the
 notebook's folder and at the size the environment sets (RLPHF_QUICK=1: the quick size; `make html`
@@ -9,12 +10,17 @@ sets it, see the Makefile), and exported with nbconvert's HTML exporter: every o
 the page. Widgets are saved with their last state (store_widget_state), so a slider shows where it was
 left, but nothing runs behind it. A notebook that fails still gets its page (the error is in it), the
 index marks it, and the command exits with status 1 after building the others.
+--times CSV records each notebook's wall time at the size it ran at (one row per notebook and size, the
+machine and its load beside it): the table the README and every notebook's first cell print
+(`rlphf_lab.course.expected_time`). Time notebooks one at a time on an otherwise idle machine.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import html
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -54,6 +60,31 @@ def render(path: Path, out_dir: Path, timeout: int) -> dict:
     return {"notebook": path.stem, "title": title_of(nb), "seconds": round(seconds, 1), "error": error}
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), for the timing table."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def record_time(path: Path, row: dict, size: str, load_before: float) -> None:
+    """Put one notebook's time into the table at `path`, replacing its earlier row at this size."""
+    sys.path.insert(0, str(REPO))
+    from rlphf_lab.course import FIELDS, measured_times
+    from rlphf_lab.tables import write_csv
+
+    rows = measured_times(path)
+    rows[(row["notebook"], size)] = {
+        "notebook": row["notebook"], "size": size, "seconds": row["seconds"], "failed": row["error"],
+        "date": datetime.date.today().isoformat(), "cpu": cpu_name(), "cores": os.cpu_count(),
+        "load_before": round(load_before, 2)}
+    write_csv(path, sorted(rows.values(), key=lambda r: (r["size"], r["notebook"])), fieldnames=FIELDS)
+
+
 def index_html(rows: list[dict]) -> str:
     items = "\n".join(
         f"<li><a href='{r['notebook']}.html'>{html.escape(r['notebook'])}</a> {html.escape(r['title'])} "
@@ -65,11 +96,19 @@ def index_html(rows: list[dict]) -> str:
             f"<code>make html</code> (scripts/build_course.py).</p><ol>\n{items}\n</ol>\n")
 
 
+def size_of_run() -> str:
+    """The size the notebooks ran at: the environment's (RLPHF_SIZE / RLPHF_QUICK), else the notebooks' own
+    default, the class size (config.use_size in each first cell)."""
+    quick = os.environ.get("RLPHF_QUICK", "").strip().lower() in {"1", "true", "yes", "on"}
+    return os.environ.get("RLPHF_SIZE", "").strip().lower() or ("quick" if quick else "class")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/[0-9]*.ipynb in order")
     ap.add_argument("--out", type=Path, default=REPO / "site", help="output folder (default site/)")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per cell before it counts as failed")
+    ap.add_argument("--times", type=Path, default=None, help="record each notebook's wall time in this CSV")
     args = ap.parse_args(argv)
     notebooks = args.notebooks or sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))
     missing = [str(p) for p in notebooks if not p.exists()]
@@ -79,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for path in notebooks:
         print(f"running {path.name} ...", flush=True)
+        load_before = os.getloadavg()[0]
         rows.append(render(path.resolve(), args.out, args.timeout))
+        if args.times:
+            record_time(args.times, rows[-1], size_of_run(), load_before)
         print(f"  {rows[-1]['seconds']:.0f} s" + (f", FAILED: {rows[-1]['error']}" if rows[-1]["error"] else ""), flush=True)
     (args.out / "index.html").write_text(index_html(rows))
     (args.out / "build.json").write_text(json.dumps(rows, indent=1))

@@ -28,3 +28,21 @@ def test_the_course_pages_hold_every_output_and_the_index_marks_a_failure(tmp_pa
     index = (tmp_path / "site" / "index.html").read_text()
     assert "00_good.html" in index and "A tiny lecture" in index
     assert index.count("FAILED") == 1 and "ValueError" in index
+
+
+def test_times_are_recorded_per_notebook_and_size_and_read_back_for_the_first_cell(tmp_path, monkeypatch):
+    from rlphf_lab import course
+
+    monkeypatch.delenv("RLPHF_QUICK", raising=False)
+    monkeypatch.setenv("RLPHF_SIZE", "class")
+    times = tmp_path / "times.csv"
+    good = notebook(tmp_path / "00_good.ipynb", "import time; time.sleep(0.2)")
+    assert build_course.main([str(good), "--out", str(tmp_path / "site"), "--times", str(times)]) == 0
+    rows = course.measured_times(times)
+    assert list(rows) == [("00_good", "class")] and rows["00_good", "class"]["seconds"] >= 0.2
+    assert rows["00_good", "class"]["failed"] == "" and rows["00_good", "class"]["cores"] >= 1
+    assert course.expected_time("00_good", "class", times).startswith("00_good: about 1 min at the class size")
+    assert "not been timed at the full size" in course.expected_time("00_good", "full", times)
+    monkeypatch.setenv("RLPHF_SIZE", "quick")                 # another size: a second row, the first kept
+    assert build_course.main([str(good), "--out", str(tmp_path / "site"), "--times", str(times)]) == 0
+    assert set(course.measured_times(times)) == {("00_good", "class"), ("00_good", "quick")}
