@@ -53,11 +53,11 @@ demo: setup
 	HF_HUB_OFFLINE=1 $(BIN)/voila notebooks/app/soup_demo.ipynb --no-browser --port=$(DEMO_PORT) \
 		--Voila.ip=127.0.0.1 --Voila.port_retries=0
 # The rendered course for self-study (scripts/build_course.py): every notebook executed, all outputs and
-# figures in static pages, index in site/index.html. HTML_QUICK=1 (the default until the notebooks have a
-# class size) renders the quick size, about as long as the notebooks' CI run; HTML_QUICK=0 the full one.
-HTML_QUICK ?= 1
+# figures in static pages, index in site/index.html. HTML_SIZE=class (the default) renders what a class
+# sees (each notebook at most about 15 minutes on 2 cores); HTML_SIZE=quick the CI size, full the full one.
+HTML_SIZE ?= class
 html: setup
-	RLPHF_QUICK=$(HTML_QUICK) $(BIN)/python scripts/build_course.py --out site
+	RLPHF_SIZE=$(HTML_SIZE) $(BIN)/python scripts/build_course.py --out site
 
 bench: setup
 	$(BIN)/python benchmarks/bench_generation.py

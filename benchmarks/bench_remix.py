@@ -10,7 +10,8 @@ Measures (issue 13, target on the lab's 2-core CPU):
   * mid-sentence switch: an answer is streaming, the move comes at token --prefix (should_stop says
     stop), and the clock runs until the first piece under the new weights (it includes finishing
     the token in flight and the worker thread's exit);
-  * for scale: the first token of a fresh answer (no prefix) after a weight change.
+  * for scale: the first token of a fresh answer (no prefix) after a weight change, and the floor: one
+    forward pass over prompt + prefix through the base model, which any re-mix of the prefix must pay.
 `uptime` is printed before and after: compare numbers only from an idle machine. The adapters are
 random stand-ins (speed does not depend on their values). Writes benchmarks/results/bench_remix.json.
 """
@@ -65,6 +66,19 @@ def time_move(model, tok, prefix: list[int], **kw) -> float:
     return ms
 
 
+def time_floor(model, tok, prefix: list[int]) -> float:
+    """ms of the one forward pass a move cannot skip: prompt + prefix through the base model (adapters off),
+    last position's logits only. Every weight changed, so every cached key and value did: this is the least
+    a re-mix that recomputes the prefix can cost on this machine."""
+    text = models.format_chat(tok, PROMPT, None)
+    ids = torch.cat([tok(text, return_tensors="pt", add_special_tokens=False).input_ids,
+                     torch.tensor([prefix])], dim=1).to(model.device)
+    with torch.no_grad(), model.disable_adapter():
+        start = time.perf_counter()
+        model(input_ids=ids, logits_to_keep=1)
+        return (time.perf_counter() - start) * 1000
+
+
 def time_switch(model, tok, n: int, seed: int) -> float:
     """An answer streams under OLD; at token n the slider moves: ms until the first piece under NEW."""
     answer, moved = soups.RemixAnswer(PROMPT), []
@@ -102,6 +116,7 @@ def main(argv=None):
         time_move(model, tok, pre, **kw)                                   # warm-up
         rows[name] = [time_move(model, tok, pre, **kw) for _ in range(args.repeats)]
     soups.unfold_soup(model)
+    rows["floor: one forward over prompt + prefix, base model"] = [time_floor(model, tok, prefix) for _ in range(args.repeats)]
     time_switch(model, tok, 8, seed)                                       # warm-up
     rows["mid-sentence switch, live soup"] = [time_switch(model, tok, args.prefix, seed) for _ in range(args.repeats)]
     after = uptime()
@@ -109,6 +124,7 @@ def main(argv=None):
     print("|---|---|---|---|")
     for name, ms in rows.items():
         target = "<= 150" if name.startswith("move") or name.startswith("mid") else ""
+        target = "(the least a move can cost)" if name.startswith("floor") else target
         print(f"| {name} | {med(ms):.0f} | {max(ms):.0f} | {target} |")
     print(f"\nuptime after: {after}")
     out = {"prefix_tokens": args.prefix, "repeats": args.repeats, "threads": torch.get_num_threads(),

@@ -1,7 +1,7 @@
 """Soup speed on the real SmolLM2-135M-Instruct with six LoRA adapters (r=16, q_proj/v_proj).
 
     .venv/bin/python benchmarks/bench_soup.py [--changes 200] [--first-token 10] [--flat 1000]
-                                              [--refolds 100] [--rounds 5] [--all-linear] [--out FILE]
+                                              [--refolds 100] [--rounds 9] [--all-linear] [--out FILE]
 
 Measures (targets from issue 6, on the lab's 2-core CPU):
   * one weight change (`set_soup_weights`): median over --changes calls, target <= 5 ms;
@@ -138,10 +138,10 @@ def speed_rounds(model, tok, rounds: int, weights: dict[str, float]) -> dict[str
     for _ in range(rounds):
         soups.set_soup_weights(model, weights)                # live (unfolds if folded)
         with model.disable_adapter():
-            out["base"].append(tokens_per_second(model, tok))
-        out["live"].append(tokens_per_second(model, tok))
+            out["base"].append(tokens_per_second(model, tok, 64))
+        out["live"].append(tokens_per_second(model, tok, 64))
         with soups.folded(model, weights):
-            out["folded"].append(tokens_per_second(model, tok))
+            out["folded"].append(tokens_per_second(model, tok, 64))
     return out
 
 
@@ -169,7 +169,7 @@ def main(argv=None):
     parser.add_argument("--flat", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--refolds", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=5, help="base / live / folded tokens/s rounds")
+    parser.add_argument("--rounds", type=int, default=9, help="base / live / folded tokens/s rounds (64 tokens each)")
     parser.add_argument("--all-linear", action="store_true", help="r=8 adapters on every linear layer")
     parser.add_argument("--out", default=None, help="results file (default: benchmarks/results/bench_soup*.json)")
     args = parser.parse_args(argv)

@@ -413,6 +413,31 @@ def plot_recipe_sweep(rows: list[dict], figsize=(13, 3.2)):
     return fig
 
 
+def plot_overoptimisation(rows: list[dict], figsize=(10, 3.4)):
+    """Reward over-optimisation (Gao et al. 2023) from a KL sweep (scripts/sweep_recipe.py --sweep kl): the
+    reward model's held-out score (the proxy PPO maximises) and the annotators' (the judge it was
+    trained to imitate) against the KL from the reference, one line per KL coefficient. Both start at
+    the untrained model (KL 0). A proxy that keeps climbing while the judge flattens or falls is the
+    reward model being over-optimised."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=figsize)
+    panels = [("eval/score", "eval/ref_score", "reward-model score (proxy)"),
+              ("eval/judge", "eval/ref_judge", "annotator score (held-out judge)")]
+    for ax, (key, ref, title) in zip(axes, panels):
+        for i, setting in enumerate(sorted({r["setting"] for r in rows})):
+            run = sorted((r for r in rows if r["setting"] == setting and key in r), key=lambda r: r["rollouts"])
+            if run:
+                ax.plot([0.0] + [r["eval/kl"] for r in run], [run[0].get(ref, float("nan"))] + [r[key] for r in run],
+                        marker="o", ms=3, color=f"C{i}", label=setting)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("KL from the reference (nats per answer)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, title="KL coefficient", title_fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def _start_value(key: str, first: dict) -> float:
     """The value at 0 rollouts (the untrained policy is the reference model)."""
     return {"eval/judge_win_rate": 0.5, "eval/score": first.get("eval/ref_score", float("nan")),

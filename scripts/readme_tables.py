@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/readme_tables.py            # paste the output into README.md, "Evaluation"
     .venv/bin/python scripts/readme_tables.py --rewards  # "Reward models": accuracy and hack ranking per side
+    .venv/bin/python scripts/readme_tables.py --notebooks   # "Notebooks": each notebook's time at the class size
 
 Win rates per combination with the average and its 95% CI, the soup's and the DPO soup's paired
 differences, and the win rate per side with the mean length.
@@ -43,9 +44,28 @@ def reward_tables() -> None:
     print("misranked hacks: " + (", ".join(missed) if missed else "none"))
 
 
+def notebook_table(size: str = "class") -> None:
+    """Each notebook's measured wall time at `size` (benchmarks/results/notebook_times.csv, build_course.py --times)."""
+    from rlphf_lab.course import measured_times
+
+    times = measured_times()
+    notebooks = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9]*.ipynb"))
+    rows = []
+    for name in notebooks:
+        r = times.get((name, size))
+        rows.append([name, "not measured yet"] if r is None else
+                    [name, f"{r['seconds'] / 60:.1f} min" + (" (FAILED)" if r["failed"] else ""),
+                     "yes" if r["seconds"] <= 15 * 60 and not r["failed"] else "NO",
+                     f"{r['date']}, {r['cpu']}, {r['cores']:.0f} cores, load {r['load_before']:.2f} before"])
+    print(table([f"notebook", f"wall time at the {size} size", "at most 15 min", "measured"],
+                [r + [""] * (4 - len(r)) for r in rows]))
+
+
 def main() -> None:
     if "--rewards" in sys.argv[1:]:
         return reward_tables()
+    if "--notebooks" in sys.argv[1:]:
+        return notebook_table()
     combos = combinations()
     wins = read_csv(RESULTS / "win_rates.csv")
     soups = {"soup", "dpo-soup"}

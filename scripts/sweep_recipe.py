@@ -1,8 +1,11 @@
-"""Small seeded PPO sweeps that chose the shipped recipe, on the sides that failed to learn before.
+"""Small seeded PPO sweeps: the one that chose the shipped recipe (on the sides that failed to learn
+before), and the KL-coefficient sweep notebook 04 shows (reward over-optimisation, KL blow-up).
 
     .venv/bin/python scripts/sweep_recipe.py                    # run every (side, setting), resumable
     .venv/bin/python scripts/sweep_recipe.py --sides P3A --settings lr3e-4,lr1e-3
     .venv/bin/python scripts/sweep_recipe.py --summarize        # only rebuild the table and figure
+    .venv/bin/python scripts/sweep_recipe.py --sweep kl         # P2A at three KL coefficients (about 30 min
+                                                                #   on 2 cores): data/sweeps/kl.{csv,md,png}
 
 Every run is the project's own command,
 
@@ -16,6 +19,10 @@ against the untrained model, KL and answer length. The script copies them into
     data/sweeps/recipe.csv     one row per run and evaluation (rollouts, eval/* columns)
     data/sweeps/recipe.md      the last evaluation of every run, as a table
     data/sweeps/recipe.png     held-out annotator win rate, reward-model score, KL and length against rollouts
+
+(`--sweep kl` writes kl.csv, kl.md and kl.png the same way, plus kl_overoptimisation.png: the reward
+model's held-out score and the annotators' against KL, Gao et al. 2023's picture of over-optimisation,
+and kl_answers.jsonl: each finished run's answers to the first dev prompts.)
 
 Run it alone on the machine (one training job at a time, all cores).
 """
@@ -47,17 +54,29 @@ SETTINGS = {
     "rm3-lr3e-4": ["--learning-rate", "3e-4", "--ppo-epochs", "2"],
 }
 SIDES = ["P3A", "P1B", "P2B"]
+
+# The KL sweep: P2A (concise, the cheapest effect to see) at a class-sized budget and a large step, so
+# the reward model can be over-optimised within a few hundred rollouts. The coefficient is fixed (a
+# horizon of 1e9 samples: the adaptive controller does not move it); beta = 0 is no KL penalty at all.
+KL_SHARED = ["--reward", "rm", "--seed", "0", "--batch-size", "8", "--mini-batch-size", "4", "--max-new-tokens", "48",
+             "--learning-rate", "1e-3", "--ppo-epochs", "2", "--kl-horizon", "1000000000",
+             "--missing-eos-penalty", "1.0", "--eval-prompts", "16"]
+KL_SETTINGS = {"beta0": ["--init-kl-coef", "0"], "beta0.05": ["--init-kl-coef", "0.05"],
+               "beta0.5": ["--init-kl-coef", "0.5"]}
 EVAL_COLUMNS = ["eval/judge_win_rate", "eval/judge", "eval/ref_judge", "eval/win_rate", "eval/score", "eval/ref_score",
                 "eval/kl", "eval/response_length", "eval/eos_fraction", "eval/short_fraction"]
-
-
-def run(side: str, setting: str, iterations: int, eval_every: int) -> Path:
-    out = RUNS / f"{side}-{setting}"
+SWEEPS = {   # name: (shared options, settings, sides, run folder, output stem, default iterations, eval every)
+    "recipe": (SHARED, SETTINGS, SIDES, RUNS, "recipe", 32, 8),
+    "kl": (KL_SHARED, KL_SETTINGS, ["P2A"], REPO / "runs" / "sweep-kl", "kl", 24, 4),
+}
+def run(sweep: str, side: str, setting: str, iterations: int, eval_every: int) -> Path:
+    shared, settings, _, runs, _, _, _ = SWEEPS[sweep]
+    out = runs / f"{side}-{setting}"
     done = out / "adapter.provenance.json"
     if done.exists():
         print(f"{side} {setting}: done already ({out})")
         return out
-    cmd = [str(LAB), "train-policy", "--preference", side, *SHARED, *SETTINGS[setting],
+    cmd = [str(LAB), "train-policy", "--preference", side, *shared, *settings[setting],
            "--iterations", str(iterations), "--eval-every", str(eval_every), "--save-every", str(eval_every),
            "--out", str(out)]
     if (out / "checkpoints").exists():
@@ -69,20 +88,21 @@ def run(side: str, setting: str, iterations: int, eval_every: int) -> Path:
     return out
 
 
-def recorded() -> list[dict]:
-    """The rows already in data/sweeps/recipe.csv (runs/ is not committed, so a fresh clone has only these)."""
-    if not (OUT / "recipe.csv").exists():
+def recorded(stem: str = "recipe") -> list[dict]:
+    """The rows already in data/sweeps/<stem>.csv (runs/ is not committed, so a fresh clone has only these)."""
+    if not (OUT / f"{stem}.csv").exists():
         return []
-    with open(OUT / "recipe.csv", newline="") as f:
+    with open(OUT / f"{stem}.csv", newline="") as f:
         return [{"side": r["side"], "setting": r["setting"], "iteration": int(r["iteration"]),
                  "rollouts": int(r["rollouts"]), **{k: float(r[k]) for k in EVAL_COLUMNS if r.get(k, "") != ""}}
                 for r in csv.DictReader(f)]
 
 
-def collect(batch_size: int = 8) -> list[dict]:
+def collect(sweep: str = "recipe", batch_size: int = 8) -> list[dict]:
     """Every evaluation row of every sweep run: from runs/ where the run is on this machine, else as recorded."""
+    _, _, _, runs, stem, _, _ = SWEEPS[sweep]
     rows = []
-    for metrics in sorted(RUNS.glob("*/metrics.csv")):
+    for metrics in sorted(runs.glob("*/metrics.csv")):
         side, setting = metrics.parent.name.split("-", 1)
         with open(metrics, newline="") as f:
             for row in csv.DictReader(f):
@@ -92,16 +112,17 @@ def collect(batch_size: int = 8) -> list[dict]:
                              "rollouts": int(row["iteration"]) * batch_size,
                              **{k: float(row[k]) for k in EVAL_COLUMNS if row.get(k, "") != ""}})
     here = {(r["side"], r["setting"]) for r in rows}
-    rows += [r for r in recorded() if (r["side"], r["setting"]) not in here]
+    rows += [r for r in recorded(stem) if (r["side"], r["setting"]) not in here]
     return sorted(rows, key=lambda r: (r["side"], r["setting"], r["iteration"]))
 
 
-def summarize(rows: list[dict]) -> None:
-    from rlphf_lab.plots import plot_recipe_sweep
+def summarize(rows: list[dict], sweep: str = "recipe") -> None:
+    from rlphf_lab.plots import plot_overoptimisation, plot_recipe_sweep
 
+    stem = SWEEPS[sweep][4]
     OUT.mkdir(parents=True, exist_ok=True)
     columns = ["side", "setting", "iteration", "rollouts", *EVAL_COLUMNS]
-    with open(OUT / "recipe.csv", "w", newline="") as f:
+    with open(OUT / f"{stem}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
@@ -115,30 +136,58 @@ def summarize(rows: list[dict]) -> None:
         lines.append(f"| {side} | {setting} | {r['rollouts']} | {r.get('eval/judge_win_rate', float('nan')):.2f} | "
                      f"{r['eval/score']:.2f} ({r['eval/ref_score']:.2f}) | {r['eval/kl']:.1f} | "
                      f"{r['eval/response_length']:.0f} | {r['eval/eos_fraction']:.2f} | {r['eval/short_fraction']:.2f} |")
-    (OUT / "recipe.md").write_text("\n".join(lines) + "\n")
+    (OUT / f"{stem}.md").write_text("\n".join(lines) + "\n")
     fig = plot_recipe_sweep(rows)
-    fig.savefig(OUT / "recipe.png", dpi=110, bbox_inches="tight")
+    fig.savefig(OUT / f"{stem}.png", dpi=110, bbox_inches="tight")
+    if sweep == "kl":
+        plot_overoptimisation(rows).savefig(OUT / "kl_overoptimisation.png", dpi=110, bbox_inches="tight")
     print("\n".join(lines))
     print(f"table and figure in {OUT}")
 
 
+def final_answers(sweep: str, n_prompts: int = 3, max_new_tokens: int = 48) -> None:
+    """Each finished run's answers to the first dev prompts (greedy), beside the untrained model's:
+    data/sweeps/<stem>_answers.jsonl, what a KL coefficient does to the text."""
+    sys.path.insert(0, str(REPO))
+    from rlphf_lab import models
+    from rlphf_lab.data import load_prompts, split_dev, write_jsonl
+    from rlphf_lab.rl.compare import load_adapter_policy
+
+    _, _, _, runs, stem, _, _ = SWEEPS[sweep]
+    prompts = [p["instruction"] for p in split_dev(load_prompts("train"))[1][:n_prompts]]   # what train-policy evaluates on
+    gen = dict(max_new_tokens=max_new_tokens, temperature=0)
+    base, tok = models.load_policy()
+    rows = [{"run": "untrained", "instruction": p, "answer": a}
+            for p, a in zip(prompts, models.generate(base, tok, prompts, **gen))]
+    for out in sorted(runs.glob("*/adapter")):
+        policy = load_adapter_policy(out)
+        rows += [{"run": out.parent.name, "instruction": p, "answer": a}
+                 for p, a in zip(prompts, models.generate(policy, tok, prompts, **gen))]
+    write_jsonl(OUT / f"{stem}_answers.jsonl", rows)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sides", default=",".join(SIDES))
-    parser.add_argument("--settings", default=",".join(SETTINGS))
-    parser.add_argument("--iterations", type=int, default=32, help="PPO iterations per run (x 8 rollouts)")
-    parser.add_argument("--eval-every", type=int, default=8)
+    parser.add_argument("--sweep", choices=list(SWEEPS), default="recipe")
+    parser.add_argument("--sides", default=None, help="default: the sweep's sides")
+    parser.add_argument("--settings", default=None, help="default: all of the sweep's settings")
+    parser.add_argument("--iterations", type=int, default=None, help="PPO iterations per run (x 8 rollouts)")
+    parser.add_argument("--eval-every", type=int, default=None)
     parser.add_argument("--summarize", action="store_true", help="only rebuild table and figure from the runs")
     args = parser.parse_args()
-    unknown = [s for s in args.settings.split(",") if s not in SETTINGS]
+    _, settings, sides, _, _, iterations, eval_every = SWEEPS[args.sweep]
+    chosen = args.settings.split(",") if args.settings else list(settings)
+    unknown = [s for s in chosen if s not in settings]
     if unknown:
-        print(f"error: unknown settings {unknown}; choose from {', '.join(SETTINGS)}", file=sys.stderr)
+        print(f"error: unknown settings {unknown}; choose from {', '.join(settings)}", file=sys.stderr)
         return 2
     if not args.summarize:
-        for side in args.sides.split(","):
-            for setting in args.settings.split(","):
-                run(side, setting, args.iterations, args.eval_every)
-    summarize(collect())
+        for side in (args.sides.split(",") if args.sides else sides):
+            for setting in chosen:
+                run(args.sweep, side, setting, args.iterations or iterations, args.eval_every or eval_every)
+        if args.sweep == "kl":
+            final_answers(args.sweep)
+    summarize(collect(args.sweep), args.sweep)
     return 0
 
 

@@ -21,19 +21,19 @@ for 6 adapters on all linear layers of the 135M model -- and reading them all is
 rank-K matmul.)
 
 A slider moves one dimension: two adapters' weights change, the other four stay. The matmul is the
-cost (rank K = 96 for six r=16 adapters: ~19 ms on a 2-core AVX2 CPU), so a re-fold splits the soup
-into the adapters that move (M) and the rest (R) and keeps the rest's sum, once per drag:
+cost (rank K = 96 for six r=16 adapters: ~19 ms on a 2-core AVX2 CPU), so during a drag the soup is
+split into the adapters that move (M) and the rest (R), and the rest's sum is kept:
 
-    S     = W + (B_R diag(w_R)) A_R           fp32 (out, in), built when the moving set changes
-    W_soup = S + (B_M diag(w_M)) A_M           every move of the same slider: rank |M| r, not K
+    S      = W + (B_R diag(w_R)) A_R          fp32 (out, in), built once per drag
+    W_soup = S + (B_M diag(w_M)) A_M          every further move of that slider: rank |M| r, not K
 
-S is built when the same adapters change at two re-folds in a row (a drag); M is that set, and every
-later move that changes only adapters in M reuses S. Any other fold (the first, a new combination,
-every slider at once, a single move of another slider) computes W + (B_cat diag(w)) A_cat directly. S is always built
-from the saved original, so there is still no drift; only the order of the fp32 sums depends on
-which slider moved, well within the tolerance below. The delta is computed in fp32, added to the original in fp32 and rounded once to
-the weight's dtype. A re-fold always starts from the saved original, never from the current weight,
-so thousands of slider moves cannot drift; `unfold_soup` copies the originals back (bit-exact).
+S is built when the same adapters change at two re-folds in a row (a drag); every later move that
+changes only those adapters reuses it. Any other fold (the first, a new combination, every slider at
+once, a single move of another slider) computes W + (B_cat diag(w)) A_cat directly. Either way the
+delta is computed in fp32, added in fp32 and rounded once to the weight's dtype, and every fold starts
+from the saved original (S is built from it too), never from the current weight, so thousands of
+slider moves cannot drift; `unfold_soup` copies the originals back (bit-exact). Only the order of the
+fp32 sums depends on which slider moved, well within the tolerance below.
 
 Tolerance against the live soup (same weights): fp32 models agree to ~1e-5 in the logits (only the
 order of the sums differs: (W + sum_i D_i) x against W x + sum_i s_i B_i (A_i x)); bf16 models agree
