@@ -3,6 +3,7 @@
     .venv/bin/python scripts/readme_tables.py            # paste the output into README.md, "Evaluation"
     .venv/bin/python scripts/readme_tables.py --rewards  # "Reward models": accuracy and hack ranking per side
     .venv/bin/python scripts/readme_tables.py --notebooks   # "Notebooks": each notebook's time at the class size
+    .venv/bin/python scripts/readme_tables.py --soups    # "Speed": bench_soup / bench_remix / bench_output_mix
 
 Win rates per combination with the average and its 95% CI, the soup's and the DPO soup's paired
 differences, and the win rate per side with the mean length.
@@ -61,7 +62,56 @@ def notebook_table(size: str = "class") -> None:
                 [r + [""] * (4 - len(r)) for r in rows]))
 
 
+def soup_tables() -> None:
+    """The soup benchmarks' tables from their result files (benchmarks/results/bench_soup_threads2.json,
+    bench_remix.json, bench_output_mix.json), with the machine each ran on."""
+    import json
+
+    res = REPO / "benchmarks" / "results"
+    soup = json.loads((res / "bench_soup_threads2.json").read_text())
+    fold, setup = soup["fold"], soup["setup"]
+    ok = lambda met: "yes" if met else "NO"   # noqa: E731
+    print(f"`bench_soup.py --threads 2`: {setup['dtype']}, {setup['torch_threads']} threads; "
+          f"uptime before: {setup['uptime_before']}\n")
+    speed = fold["tokens_per_s"]
+    med = lambda xs: sorted(xs)[len(xs) // 2]   # noqa: E731
+    print(table(["measure", "result", "target", "met"], [
+        ["one weight change, 6 adapters (live soup)", f"{soup['weight_change_ms']['median']:.2f} ms", "<= 5 ms",
+         ok(soup["weight_change_ms"]["median"] <= 5)],
+        ["first streamed token after a weight change", f"{soup['first_token_ms']['median']:.0f} ms "
+         f"(base model alone {soup['first_token_base_model_ms']['median']:.0f} ms)", "<= 300 ms",
+         ok(soup["first_token_ms"]["median"] <= 300)],
+        ["re-fold after a slider move (one slider dragged)", f"{fold['refold_ms']['median']:.1f} ms "
+         f"(p95 {fold['refold_ms']['p95']:.1f})", "<= 20 ms", ok(fold["refold_ms"]["median"] <= 20)],
+        ["re-fold, a drag's first move", f"{fold['refold_drag_first_move_ms']['median']:.1f} ms", "", ""],
+        ["re-fold, every slider at once (a new combination)", f"{fold['refold_every_slider_ms']['median']:.1f} ms",
+         "", ""],
+        ["decoding, folded soup / base model (median of per-round ratios)",
+         f"{fold['folded_over_base']['median']:.3f} ({med(speed['folded']):.1f} / {med(speed['base']):.1f} tokens/s; "
+         f"live soup {fold['live_over_base']['median']:.3f})", ">= 0.95", ok(fold["folded_over_base"]["median"] >= 0.95)],
+        ["memory the fold keeps", f"{fold['memory_mb']:.0f} MB", "", ""],
+        [f"{soup['memory_flat']['changes']} weight changes: RSS", f"{soup['memory_flat']['before']['rss_mb']:.0f} -> "
+         f"{soup['memory_flat']['after']['rss_mb']:.0f} MB", "flat", ok(soup["memory_flat"]["flat"])],
+    ]))
+    remix = json.loads((res / "bench_remix.json").read_text())
+    print(f"\n`bench_remix.py --threads 2`: {remix['dtype']}, {remix['threads']} threads, "
+          f"{remix['prefix_tokens']}-token prefix; uptime before: {remix['uptime_before']}\n")
+    print(table(["measure", "median ms", "max ms", "target"], [
+        [name, f"{v['median']:.0f}", f"{v['max']:.0f}",
+         "<= 150" if name.startswith(("move", "mid")) else ("(the least a move can cost)" if name.startswith("floor") else "")]
+        for name, v in remix["ms"].items()]))
+    mix = json.loads((res / "bench_output_mix.json").read_text())
+    print(f"\n`bench_output_mix.py --threads 2`: {mix['setup']['dtype']}, {mix['setup']['new_tokens']} new tokens, "
+          f"medians of {mix['setup']['repeats']}; uptime before: {mix['setup']['uptime_before']}\n")
+    print(table(["adapters k", "output mix (tok/s)", "weight soup (tok/s)", "base model (tok/s)", "output mix / soup"], [
+        [f"{r['adapters']}", f"{r['output_mix_tokens_per_s']:.1f}", f"{r['weight_soup_tokens_per_s']:.1f}",
+         f"{r['base_tokens_per_s']:.1f}", f"{r['output_mix_tokens_per_s'] / r['weight_soup_tokens_per_s']:.2f}"]
+        for r in mix["rows"]]))
+
+
 def main() -> None:
+    if "--soups" in sys.argv[1:]:
+        return soup_tables()
     if "--rewards" in sys.argv[1:]:
         return reward_tables()
     if "--notebooks" in sys.argv[1:]:
