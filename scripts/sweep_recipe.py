@@ -4,7 +4,7 @@ before), and the KL-coefficient sweep notebook 04 shows (reward over-optimisatio
     .venv/bin/python scripts/sweep_recipe.py                    # run every (side, setting), resumable
     .venv/bin/python scripts/sweep_recipe.py --sides P3A --settings lr3e-4,lr1e-3
     .venv/bin/python scripts/sweep_recipe.py --summarize        # only rebuild the table and figure
-    .venv/bin/python scripts/sweep_recipe.py --sweep kl         # P2A at three KL coefficients (about 30 min
+    .venv/bin/python scripts/sweep_recipe.py --sweep kl         # P2A at three KL coefficients (about 25 min
                                                                 #   on 2 cores): data/sweeps/kl.{csv,md,png}
 
 Every run is the project's own command,
@@ -58,7 +58,8 @@ SIDES = ["P3A", "P1B", "P2B"]
 # The KL sweep: P2A (concise, the cheapest effect to see) at a class-sized budget and a large step, so
 # the reward model can be over-optimised within a few hundred rollouts. The coefficient is fixed (a
 # horizon of 1e9 samples: the adaptive controller does not move it); beta = 0 is no KL penalty at all.
-KL_SHARED = ["--reward", "rm", "--seed", "0", "--batch-size", "8", "--mini-batch-size", "4", "--max-new-tokens", "48",
+# 96 new tokens: enough for a concise answer to end (EOS) inside the budget, so "shorter" can be learned.
+KL_SHARED = ["--reward", "rm", "--seed", "0", "--batch-size", "8", "--mini-batch-size", "4", "--max-new-tokens", "96",
              "--learning-rate", "1e-3", "--ppo-epochs", "2", "--kl-horizon", "1000000000",
              "--missing-eos-penalty", "1.0", "--eval-prompts", "16"]
 KL_SETTINGS = {"beta0": ["--init-kl-coef", "0"], "beta0.05": ["--init-kl-coef", "0.05"],
@@ -67,7 +68,7 @@ EVAL_COLUMNS = ["eval/judge_win_rate", "eval/judge", "eval/ref_judge", "eval/win
                 "eval/kl", "eval/response_length", "eval/eos_fraction", "eval/short_fraction"]
 SWEEPS = {   # name: (shared options, settings, sides, run folder, output stem, default iterations, eval every)
     "recipe": (SHARED, SETTINGS, SIDES, RUNS, "recipe", 32, 8),
-    "kl": (KL_SHARED, KL_SETTINGS, ["P2A"], REPO / "runs" / "sweep-kl", "kl", 24, 4),
+    "kl": (KL_SHARED, KL_SETTINGS, ["P2A"], REPO / "runs" / "sweep-kl", "kl", 12, 3),
 }
 def run(sweep: str, side: str, setting: str, iterations: int, eval_every: int) -> Path:
     shared, settings, _, runs, _, _, _ = SWEEPS[sweep]
@@ -145,7 +146,7 @@ def summarize(rows: list[dict], sweep: str = "recipe") -> None:
     print(f"table and figure in {OUT}")
 
 
-def final_answers(sweep: str, n_prompts: int = 3, max_new_tokens: int = 48) -> None:
+def final_answers(sweep: str, n_prompts: int = 3, max_new_tokens: int = 96) -> None:
     """Each finished run's answers to the first dev prompts (greedy), beside the untrained model's:
     data/sweeps/<stem>_answers.jsonl, what a KL coefficient does to the text."""
     sys.path.insert(0, str(REPO))

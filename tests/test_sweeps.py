@@ -22,7 +22,7 @@ def test_the_kl_sweep_varies_only_the_kl_coefficient_and_keeps_it_fixed():
                                                      ("--init-kl-coef", "0.5")}
     assert "--init-kl-coef" not in shared
     horizon = float(shared[shared.index("--kl-horizon") + 1])
-    # the adaptive step is proportional to samples / horizon: 24 iterations of 8 move beta by < 1e-6
+    # the adaptive step is proportional to samples / horizon: a run's iterations of 8 move beta by < 1e-6
     assert iterations * 8 / horizon < 1e-6
 
 
@@ -46,3 +46,12 @@ def test_overoptimisation_figure_starts_at_the_untrained_model_for_every_coeffic
     assert proxy.lines[0].get_ydata()[0] == -0.5 and judge.lines[0].get_ydata()[0] == 0.9
     assert max(proxy.lines[0].get_xdata()) == 36.0
     assert len(plot_recipe_sweep(rows()).axes) == 4
+
+
+def test_last_evaluations_keep_each_settings_last_row_and_its_untrained_start():
+    from rlphf_lab.rl.heldout import last_evaluations
+
+    out = last_evaluations([{**r, "eval/eos_fraction": 0.5} for r in rows()[::-1]])
+    assert [(r["setting"], r["rollouts"]) for r in out] == [("beta0", 96), ("beta0.5", 96)]
+    assert out[0]["KL (nats / answer)"] == 36.0 and out[0]["reward model: untrained -> trained"] == "-0.50 -> +3.60"
+    assert out[1]["annotators: untrained -> trained"] == "+0.90 -> +0.64"

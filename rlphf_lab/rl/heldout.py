@@ -84,3 +84,17 @@ class HeldOutEvaluation:
                       "eval/judge_win_rate": win_rate(pol["judge"], ref["judge"])})
         m["time/eval"] = time.perf_counter() - start
         return m
+
+
+def last_evaluations(rows: list[dict]) -> list[dict]:
+    """The last held-out evaluation of every run of a sweep (rows of data/sweeps/<sweep>.csv, one per run
+    and evaluation) beside the untrained model's scores on the same prompts: where each setting ended up."""
+    last: dict[str, dict] = {}
+    for r in sorted(rows, key=lambda r: (r["setting"], r["rollouts"])):
+        last[r["setting"]] = r
+    return [{"setting": setting, "rollouts": int(r["rollouts"]), "KL (nats / answer)": round(r["eval/kl"], 2),
+             "reward model: untrained -> trained": f"{r['eval/ref_score']:+.2f} -> {r['eval/score']:+.2f}",
+             "annotators: untrained -> trained": f"{r['eval/ref_judge']:+.2f} -> {r['eval/judge']:+.2f}",
+             "annotator win rate vs untrained": round(r["eval/judge_win_rate"], 2),
+             "length (tokens)": round(r["eval/response_length"]), "ended (EOS)": round(r["eval/eos_fraction"], 2)}
+            for setting, r in last.items()]
