@@ -41,7 +41,7 @@ def test_readme_shows_the_two_commands_and_ci_calls_make_test():
 
 
 # The library's layers, bottom to top: a module may import only from its own package and lower layers.
-LAYERS = [{"config", "preferences", "tables", "scoring"}, {"models", "data", "display"}, {"feedback", "tour"},
+LAYERS = [{"config", "preferences", "tables", "scoring"}, {"models", "data", "display", "course"}, {"feedback", "tour"},
           {"rewards", "soups"}, {"rl"}, {"plots"}, {"evaluate"}, {"exercises"}, {"widgets"},
           {"demo", "cli"}]
 
