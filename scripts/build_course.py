@@ -97,10 +97,12 @@ def index_html(rows: list[dict]) -> str:
 
 
 def size_of_run() -> str:
-    """The size the notebooks ran at: the environment's (RLPHF_SIZE / RLPHF_QUICK), else the notebooks' own
-    default, the class size (config.use_size in each first cell)."""
-    quick = os.environ.get("RLPHF_QUICK", "").strip().lower() in {"1", "true", "yes", "on"}
-    return os.environ.get("RLPHF_SIZE", "").strip().lower() or ("quick" if quick else "class")
+    """The size the notebooks run at: the environment's (RLPHF_SIZE / RLPHF_QUICK), else the notebooks' own
+    default, the class size (config.use_size("class") in each first cell)."""
+    sys.path.insert(0, str(REPO))
+    from rlphf_lab import config
+
+    return config.use_size("class")
 
 
 def main(argv: list[str] | None = None) -> int:

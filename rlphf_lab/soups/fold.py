@@ -216,10 +216,13 @@ def _scaled_factors(fl: FoldLayer, names, applied: dict, plans: dict, columns: t
     return columns[0] * wk, columns[1]
 
 
-def _moving_columns(fl: FoldLayer, names) -> tuple:
-    """(B_M, A_M): copies of the columns of B_cat and rows of A_cat that belong to `names` (in this layer)."""
-    idx = torch.cat([torch.arange(fl.columns[n].start, fl.columns[n].stop) for n in names if n in fl.columns])
-    idx = idx.to(fl.B.device)
+def _moving_columns(fl: FoldLayer, names) -> tuple | None:
+    """(B_M, A_M): copies of the columns of B_cat and rows of A_cat that belong to `names` (in this layer),
+    or None when none of them is in this layer."""
+    spans = [torch.arange(fl.columns[n].start, fl.columns[n].stop) for n in names if n in fl.columns]
+    if not spans:
+        return None
+    idx = torch.cat(spans).to(fl.B.device)
     return fl.B.index_select(1, idx), fl.A.index_select(0, idx)
 
 
@@ -289,8 +292,7 @@ def fold_soup_weights(model, weights: dict[str, float], normalize: bool = True) 
                         if factors is not None:
                             fl.partial.addmm_(*factors)
                         # the moving adapters' columns, copied once per drag (zero weights included)
-                        factors = _scaled_factors(fl, fold.moving, applied, plans)
-                        fl.moving_factors = None if factors is None else _moving_columns(fl, fold.moving)
+                        fl.moving_factors = _moving_columns(fl, fold.moving)
                     # W_soup = S + (B_M diag(w_M)) A_M
                     factors = (None if fl.moving_factors is None else
                                _scaled_factors(fl, fold.moving, applied, plans, columns=fl.moving_factors))
